@@ -1,0 +1,174 @@
+/* io/config: the run configuration. YAML (libyaml) into typed structs with
+ * defaults; every key validated (unknown key, wrong type, out of range), and
+ * `--set a.b=value` overrides validated the same way. Part of the io module.
+ *
+ * The key table in src/io/config.c is the single source of truth: defaults,
+ * types, ranges, allowed values and the one-line help of every key. */
+#ifndef SLR_CONFIG_H
+#define SLR_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLR_CFG_STR 512
+#define SLR_CFG_NAME 32
+#define SLR_CFG_LIST 16
+
+typedef struct {
+  int n;
+  int64_t v[SLR_CFG_LIST];
+} slr_int_list;
+
+typedef struct {
+  int n;
+  char v[SLR_CFG_LIST][SLR_CFG_NAME];
+} slr_name_list;
+
+/* One data domain (source or target). */
+typedef struct {
+  char format[SLR_CFG_NAME]; /* market1501 | dukemtmc | msmt17 | personx | list | none */
+  char root[SLR_CFG_STR];
+  char train_list[SLR_CFG_STR]; /* format list: "path pid camid" per line */
+  char query_list[SLR_CFG_STR];
+  char gallery_list[SLR_CFG_STR];
+  int use_val; /* msmt17: train on train + val */
+} slr_domain_cfg;
+
+typedef struct {
+  slr_domain_cfg source, target;
+  int height, width;
+  char interpolation[SLR_CFG_NAME]; /* bicubic | bilinear */
+  double flip_p;
+  int pad;
+  double erase_p;
+  int cache;        /* keep decoded, resized images in memory */
+  int skip_corrupt; /* warn and skip unreadable images instead of stopping */
+  int workers;      /* loader threads per rank */
+  int prefetch;     /* batches decoded ahead */
+} slr_data_cfg;
+
+typedef struct {
+  char arch[SLR_CFG_NAME]; /* resnet18 | resnet34 | resnet50 | resnet50_ibn_a */
+  double width;            /* channel multiplier for small models */
+  int last_stride;
+  char pool[SLR_CFG_NAME]; /* avg | gem */
+  double gem_p;
+  int neck;
+  char pretrained[SLR_CFG_STR]; /* HDF5 weights (ImageNet), "" for random */
+  int sync_bn;
+} slr_model_cfg;
+
+/* The learning-rate schedule of one stage. */
+typedef struct {
+  char schedule[SLR_CFG_NAME]; /* constant | step | multistep | cosine */
+  int64_t step_size;           /* epochs, for step */
+  slr_int_list milestones;     /* epochs, for multistep */
+  int64_t warmup_epochs;
+} slr_schedule_cfg;
+
+typedef struct {
+  char optimizer[SLR_CFG_NAME]; /* adam | sgd */
+  double lr, weight_decay, momentum, beta1, beta2;
+  int nesterov;
+  double gamma;         /* decay factor of step and multistep */
+  double warmup_factor; /* warm-up starts at lr * warmup_factor */
+  double min_lr;        /* cosine floor */
+  slr_schedule_cfg pretrain, adapt;
+} slr_solver_cfg;
+
+typedef struct {
+  int64_t epochs, iters, batch_size, instances;
+  double label_smoothing, triplet_margin;
+  int soft_margin;
+} slr_pretrain_cfg;
+
+typedef struct {
+  int64_t epochs, iters, batch_size, instances;
+  double temperature, memory_momentum;
+  int hard;
+} slr_adapt_cfg;
+
+typedef struct {
+  slr_name_list stages; /* pretrain, adapt */
+  slr_pretrain_cfg pretrain;
+  slr_adapt_cfg adapt;
+} slr_train_cfg;
+
+typedef struct {
+  int64_t k1, k2;
+  double eps;
+  int64_t min_samples;
+} slr_cluster_cfg;
+
+typedef struct {
+  char mode[SLR_CFG_NAME];    /* none | argmax | hierarchical */
+  double alpha;
+  char linkage[SLR_CFG_NAME]; /* single | complete | average | ward */
+  double threshold;
+  int reclaim_outliers;
+  double soft_weight; /* weight of the soft-label loss term, 0 = off */
+} slr_refine_cfg;
+
+typedef struct {
+  int64_t every_steps; /* 0: only at the end of each epoch */
+  char resume[SLR_CFG_NAME]; /* auto | never */
+  int64_t keep;
+} slr_checkpoint_cfg;
+
+typedef struct {
+  int64_t every; /* epochs */
+  char metric[SLR_CFG_NAME]; /* euclidean | cosine */
+  int rerank;
+  int64_t rerank_k1, rerank_k2;
+  double rerank_lambda;
+  int64_t batch_size;
+} slr_eval_cfg;
+
+typedef struct {
+  int64_t seed;
+  int64_t threads; /* 0: cores / ranks per node */
+  char log_level[SLR_CFG_NAME];
+  int log_all_ranks;
+  double progress_interval;
+} slr_run_cfg;
+
+typedef struct slr_config {
+  slr_data_cfg data;
+  slr_model_cfg model;
+  slr_solver_cfg solver;
+  slr_cluster_cfg cluster;
+  slr_refine_cfg refine;
+  slr_train_cfg train;
+  slr_checkpoint_cfg checkpoint;
+  slr_eval_cfg eval;
+  slr_run_cfg run;
+  char source_file[SLR_CFG_STR]; /* the YAML file it was loaded from */
+} slr_config;
+
+/* Fill with the defaults. Local. */
+void slr_config_defaults(slr_config *c);
+/* Load a YAML file over the defaults. Errors (SLR_ERR_CONFIG) name the file,
+ * line, key and value. Local. */
+int slr_config_load(slr_config *c, const char *path);
+/* Apply one "a.b=value" override (value in YAML syntax; lists as "[1, 2]").
+ * Local. */
+int slr_config_set(slr_config *c, const char *assignment);
+/* Checks across keys (e.g. batch size a multiple of instances). Local. */
+int slr_config_validate(const slr_config *c);
+/* The resolved configuration as YAML. Local. */
+int slr_config_write(const slr_config *c, FILE *out);
+/* malloc'ed YAML text of the resolved configuration. Local. */
+char *slr_config_to_string(const slr_config *c);
+/* Write DIR/config.yaml atomically. Local. */
+int slr_config_save(const slr_config *c, const char *dir);
+/* List every key with its type, default and help. Local. */
+void slr_config_print_keys(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

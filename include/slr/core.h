@@ -1,0 +1,244 @@
+/* core: errors and checking macros, collective agreement on failure,
+ * logging, progress lines, timers, an arena allocator, counter-based random
+ * numbers (Philox4x32-10) and the thread setting.
+ *
+ * Error model: a function returns 0 on success or an slr_err code; the
+ * message of the most recent error (with rank, file and line) is kept per
+ * thread and read with slr_error_message(). Before a collective that follows
+ * a step that can fail on some ranks only, the ranks agree with slr_agree(),
+ * so that no rank waits forever for one that gave up. */
+#ifndef SLR_CORE_H
+#define SLR_CORE_H
+
+#include <mpi.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------- */
+
+typedef enum {
+  SLR_OK = 0,
+  SLR_ERR = 1,        /* runtime failure (I/O, bad input data, MPI, ...) */
+  SLR_ERR_USAGE = 2,  /* bad command line: usage message, exit code 2 */
+  SLR_ERR_CONFIG = 3, /* bad configuration file or --set value */
+  SLR_ERR_INPUT = 4,  /* bad input file (missing, corrupt, wrong format) */
+  SLR_ERR_NOMEM = 5,
+  SLR_ERR_STOP = 6,   /* stopped on request (signal) after a checkpoint */
+} slr_err;
+
+/* Process exit codes of the slr command (documented in the README). */
+enum {
+  SLR_EXIT_OK = 0,
+  SLR_EXIT_ERROR = 1,
+  SLR_EXIT_USAGE = 2,
+  SLR_EXIT_STOPPED = 75, /* checkpointed and stopped on SIGTERM/SIGUSR1 */
+};
+
+/* Record an error and return `code`. The message is prefixed with
+ * "[rank r] file:line: " when `file` is not NULL. Local. */
+int slr_error_set(int code, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The message of the last error recorded on this thread ("" if none). Local. */
+const char *slr_error_message(void);
+/* The message without the "[rank r] file:line: " prefix. Local. */
+const char *slr_error_text(void);
+void slr_error_clear(void);
+/* Map an slr_err to the command's exit code. Local. */
+int slr_exit_code(int err);
+
+#define SLR_FAIL(code, ...) slr_error_set((code), __FILE__, __LINE__, __VA_ARGS__)
+
+/* Return the error code of `expr` to the caller if it is not 0. */
+#define SLR_TRY(expr)                                                          \
+  do {                                                                         \
+    int slr_rc_ = (expr);                                                      \
+    if (slr_rc_ != 0) return slr_rc_;                                          \
+  } while (0)
+
+/* Checked calls: each records rank, file and line and returns SLR_ERR. */
+int slr_error_mpi(int mpirc, const char *call, const char *file, int line);
+int slr_error_errno(const char *call, const char *file, int line);
+int slr_error_hdf5(const char *call, const char *file, int line);
+
+#define SLR_MPI(call)                                                          \
+  do {                                                                         \
+    int slr_mrc_ = (call);                                                     \
+    if (slr_mrc_ != MPI_SUCCESS)                                               \
+      return slr_error_mpi(slr_mrc_, #call, __FILE__, __LINE__);               \
+  } while (0)
+/* libc calls that return -1 (or NULL through SLR_SYS_PTR) and set errno. */
+#define SLR_SYS(call)                                                          \
+  do {                                                                         \
+    if ((call) == -1) return slr_error_errno(#call, __FILE__, __LINE__);       \
+  } while (0)
+/* HDF5 calls that return a negative value on failure. */
+#define SLR_H5(call)                                                           \
+  do {                                                                         \
+    if ((call) < 0) return slr_error_hdf5(#call, __FILE__, __LINE__);          \
+  } while (0)
+/* Allocation: `ptr = malloc(bytes)`, returns SLR_ERR_NOMEM on failure. */
+#define SLR_ALLOC(ptr, bytes)                                                  \
+  do {                                                                         \
+    size_t slr_b_ = (size_t)(bytes);                                           \
+    (ptr) = slr_b_ ? malloc(slr_b_) : NULL;                                    \
+    if (slr_b_ && !(ptr))                                                      \
+      return SLR_FAIL(SLR_ERR_NOMEM, "out of memory allocating %zu bytes",     \
+                      slr_b_);                                                 \
+  } while (0)
+
+/* Collective agreement on failure. Every rank passes its local status (0 =
+ * ok); every rank gets back 0 if all were ok, otherwise the error code of
+ * the lowest failing rank, whose message is copied to every rank so that
+ * rank 0 can print it. Collective on comm. */
+int slr_agree(MPI_Comm comm, int local_rc);
+
+/* The rank in MPI_COMM_WORLD, or 0 before MPI_Init. Local. */
+int slr_world_rank(void);
+
+/* ---- logging ------------------------------------------------------------ */
+
+typedef enum {
+  SLR_LOG_ERROR = 0,
+  SLR_LOG_WARN = 1,
+  SLR_LOG_INFO = 2,
+  SLR_LOG_DEBUG = 3,
+} slr_log_level;
+
+/* Set the level and whether every rank logs (with a "[rank r]" prefix)
+ * or only rank 0 does. Local. */
+void slr_log_setup(slr_log_level level, int all_ranks);
+int slr_log_parse_level(const char *name, slr_log_level *out);
+void slr_log(slr_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Log from every rank regardless of the setting (prefixed). Local. */
+void slr_log_rank(slr_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define slr_info(...) slr_log(SLR_LOG_INFO, __VA_ARGS__)
+#define slr_warn(...) slr_log(SLR_LOG_WARN, __VA_ARGS__)
+#define slr_debug(...) slr_log(SLR_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- progress ------------------------------------------------------------ */
+
+/* A progress line with rate and ETA, printed by rank 0 only. On a terminal
+ * it redraws in place; otherwise (a Slurm log) it prints a plain line every
+ * `interval` seconds and at the end. */
+typedef struct {
+  char label[64];
+  char unit[16];
+  int64_t total;
+  int64_t done;
+  double t_start;
+  double t_last_print;
+  double interval;
+  int tty;
+  int active; /* rank 0 and logging at info level */
+  FILE *out;
+} slr_progress;
+
+/* Local (only rank 0 prints). interval <= 0 means the default (10 s), which
+ * the environment variable SLR_PROGRESS_INTERVAL overrides. */
+void slr_progress_begin(slr_progress *p, const char *label, int64_t total,
+                        const char *unit, double interval);
+void slr_progress_update(slr_progress *p, int64_t done);
+void slr_progress_end(slr_progress *p);
+/* Formats an ETA/duration in seconds as "1h02m03s". Local. */
+void slr_format_duration(double seconds, char *buf, size_t len);
+
+/* ---- timers ---------------------------------------------------------------- */
+
+/* Monotonic wall time in seconds. Local. */
+double slr_now(void);
+
+typedef struct {
+  double total;
+  double started;
+  int64_t count;
+} slr_timer;
+static inline void slr_timer_start(slr_timer *t) { t->started = slr_now(); }
+static inline void slr_timer_stop(slr_timer *t) {
+  t->total += slr_now() - t->started;
+  t->count++;
+}
+
+/* Peak resident set size of this process in bytes (from getrusage). Local. */
+int64_t slr_peak_rss(void);
+
+/* ---- arena ------------------------------------------------------------------ */
+
+/* A bump allocator over one block. Plan a set of buffers once with a
+ * measuring arena (base NULL, which only counts), then allocate the block
+ * and carve the same buffers from it. */
+typedef struct {
+  char *base;
+  size_t size;
+  size_t used;
+  size_t peak;
+  int owns;
+} slr_arena;
+
+int slr_arena_init(slr_arena *a, size_t bytes); /* bytes 0: measuring arena */
+void slr_arena_free(slr_arena *a);
+/* 64-byte aligned; NULL from a measuring arena (which still counts) or
+ * when the block is exhausted (recorded as an error). Local. */
+void *slr_arena_alloc(slr_arena *a, size_t bytes);
+static inline size_t slr_arena_mark(const slr_arena *a) { return a->used; }
+static inline void slr_arena_reset(slr_arena *a, size_t mark) { a->used = mark; }
+
+/* ---- random numbers -------------------------------------------------------- */
+
+/* Philox4x32-10 (Salmon et al., SC'11): one block of 4 random 32-bit words
+ * from a 128-bit counter and a 64-bit key. Local. */
+void slr_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/* A stream of random numbers keyed by (seed, stream) and positioned by a
+ * 64-bit counter: the n-th number depends only on (seed, stream, n), so a
+ * stream can be rebuilt anywhere (another rank, a resumed run). */
+typedef struct {
+  uint64_t seed;
+  uint64_t stream;
+  uint64_t counter; /* index of the next 128-bit block */
+  uint32_t buf[4];
+  int avail; /* words left in buf */
+} slr_rng;
+
+void slr_rng_init(slr_rng *r, uint64_t seed, uint64_t stream, uint64_t counter);
+uint32_t slr_rng_u32(slr_rng *r);
+uint64_t slr_rng_u64(slr_rng *r);
+/* Uniform in [0, 1) with 24 (float) or 53 (double) random bits. */
+float slr_rng_uniform(slr_rng *r);
+double slr_rng_uniform_double(slr_rng *r);
+/* Uniform integer in [0, n), without modulo bias. n > 0. */
+uint64_t slr_rng_below(slr_rng *r, uint64_t n);
+/* Standard normal (Box-Muller). */
+float slr_rng_normal(slr_rng *r);
+/* A stream id from up to four keys (e.g. purpose, epoch, step, sample),
+ * mixed with SplitMix64; different key tuples give unrelated streams. */
+uint64_t slr_rng_stream_id(uint64_t a, uint64_t b, uint64_t c, uint64_t d);
+
+/* ---- threads ------------------------------------------------------------------ */
+
+/* One setting for OpenBLAS's threads and the engine's own (OpenMP) threads.
+ * n <= 0 picks the default: the cores available to this process divided by
+ * the ranks sharing its node (at least 1). Local. */
+void slr_threads_set(int n, int ranks_on_node);
+int slr_threads_get(void);
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+/* snprintf into a fixed buffer; returns an error if the text was cut. */
+int slr_strlcpy(char *dst, const char *src, size_t len);
+/* Make a directory and its parents (mode 0755). Local. */
+int slr_mkdir_p(const char *path);
+/* Write a whole file atomically (tmp + fsync + rename). Local. */
+int slr_write_file_atomic(const char *path, const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,127 @@
+/* io: parallel HDF5 files (mpio driver, collective transfers) for
+ * row-sharded arrays, string arrays and attributes, with format tags and
+ * atomic commit. The configuration (YAML) is the other half of this module:
+ * include/slr/config.h.
+ *
+ * Every file slr writes carries the root attributes `slr_format` (a name such
+ * as "features" or "checkpoint") and `slr_format_version`. Files are written
+ * to NAME.tmp and renamed to NAME only by slr_h5_commit(), after close and
+ * fsync: a reader never sees a torn file, and the previous NAME stays valid
+ * until the rename. */
+#ifndef SLR_IO_H
+#define SLR_IO_H
+
+#include <hdf5.h>
+#include <mpi.h>
+#include <stdint.h>
+
+#include "slr/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLR_H5_MAXDIMS 6
+#define SLR_PATH_MAX 4096
+
+typedef enum {
+  SLR_F32 = 0,
+  SLR_F64,
+  SLR_I32,
+  SLR_I64,
+  SLR_U8,
+  SLR_DTYPE_COUNT
+} slr_dtype;
+
+/* Name of a type ("float32", ...) and its size in bytes. Local. */
+const char *slr_dtype_name(slr_dtype t);
+size_t slr_dtype_size(slr_dtype t);
+
+typedef struct {
+  hid_t fid;
+  hid_t dxpl;      /* collective transfer property list */
+  MPI_Comm comm;   /* not owned */
+  int rank, size;
+  int writing;
+  char path[SLR_PATH_MAX];     /* the final name */
+  char tmp_path[SLR_PATH_MAX]; /* NAME.tmp while writing */
+} slr_h5;
+
+/* Flags of slr_h5_open. */
+enum {
+  /* accept a file without slr_format (written by h5py or another tool);
+   * a file that has one must still match */
+  SLR_H5_FOREIGN_OK = 1,
+};
+
+/* Create PATH.tmp for writing (truncating an old .tmp) and tag it with
+ * `format` and `version`. Collective on comm. */
+int slr_h5_create(slr_h5 *f, MPI_Comm comm, const char *path, const char *format,
+                  int version);
+/* Close, fsync and rename PATH.tmp to PATH. Collective. */
+int slr_h5_commit(slr_h5 *f);
+/* Close and delete PATH.tmp, leaving any previous PATH untouched.
+ * Collective; safe to call on a file that failed half-way or is closed. */
+void slr_h5_abort(slr_h5 *f);
+
+/* Open PATH read-only and check its format tag: `format` NULL accepts any;
+ * otherwise the tag must equal `format` and the version be at most
+ * `max_version`. Errors name the file and what was found. Collective. */
+int slr_h5_open(slr_h5 *f, MPI_Comm comm, const char *path, const char *format,
+                int max_version, unsigned flags);
+/* Close a file opened for reading. Collective. */
+int slr_h5_close(slr_h5 *f);
+
+/* Whether a dataset or group exists at `name` (intermediate groups may be
+ * missing). Collective (every rank must ask the same). */
+int slr_h5_exists(slr_h5 *f, const char *name);
+
+/* Shape and type of a dataset. `type` is -1 for types slr does not read
+ * (strings, compound ...). Errors name the file and dataset. Collective. */
+int slr_h5_shape(slr_h5 *f, const char *name, int *ndims, int64_t dims[SLR_H5_MAXDIMS],
+                 int *type);
+
+/* Write a row-sharded array: dims[0] is the global row count, dims[1..]
+ * the trailing shape; this rank holds rows [row0, row0+nrows) contiguous in
+ * buf. A rank with nrows = 0 still calls. Intermediate groups are created.
+ * Collective. */
+int slr_h5_write_rows(slr_h5 *f, const char *name, slr_dtype type, int ndims,
+                      const int64_t dims[], int64_t row0, int64_t nrows,
+                      const void *buf);
+/* Read rows [row0, row0+nrows) of a dataset into buf (converted to `type`).
+ * Collective. */
+int slr_h5_read_rows(slr_h5 *f, const char *name, slr_dtype type, int64_t row0,
+                     int64_t nrows, void *buf);
+/* Write an array that every rank holds whole (rank 0 writes it). Collective. */
+int slr_h5_write_all(slr_h5 *f, const char *name, slr_dtype type, int ndims,
+                     const int64_t dims[], const void *buf);
+/* Read a whole dataset on every rank; *out is malloc'ed and *count gets the
+ * element count. Collective. */
+int slr_h5_read_all(slr_h5 *f, const char *name, slr_dtype type, void **out,
+                    int64_t *count);
+
+/* A row-sharded array of strings (stored fixed-length, NUL-padded, as wide as
+ * the longest). Collective. */
+int slr_h5_write_strings(slr_h5 *f, const char *name, int64_t nglobal, int64_t row0,
+                         int64_t nrows, const char *const *strs);
+/* Read rows of a string array (fixed or variable length). *out is one
+ * malloc'ed block: an array of nrows pointers followed by the text. Collective. */
+int slr_h5_read_strings(slr_h5 *f, const char *name, int64_t row0, int64_t nrows,
+                        char ***out);
+
+/* Attributes on an object ("/" for the file). Every rank passes the same
+ * value. Collective. */
+int slr_h5_attr_set_i64(slr_h5 *f, const char *obj, const char *name, int64_t v);
+int slr_h5_attr_set_f64(slr_h5 *f, const char *obj, const char *name, double v);
+int slr_h5_attr_set_str(slr_h5 *f, const char *obj, const char *name, const char *v);
+int slr_h5_attr_get_i64(slr_h5 *f, const char *obj, const char *name, int64_t *v);
+int slr_h5_attr_get_f64(slr_h5 *f, const char *obj, const char *name, double *v);
+int slr_h5_attr_get_str(slr_h5 *f, const char *obj, const char *name, char *buf,
+                        size_t len);
+/* Whether the attribute exists. Collective. */
+int slr_h5_attr_exists(slr_h5 *f, const char *obj, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

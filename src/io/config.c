@@ -1,0 +1,715 @@
+/* The configuration: one table of keys (type, default, range, allowed values,
+ * help), a libyaml event parser that walks a file against it, `--set`
+ * overrides, and a YAML writer for the resolved configuration. */
+#include "slr/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "slr/core.h"
+
+typedef enum { K_INT, K_FLOAT, K_BOOL, K_STR, K_INTS, K_NAMES, K_I32 } key_type;
+
+typedef struct {
+  const char *path;    /* "solver.adapt.lr" */
+  key_type type;
+  size_t off;          /* offset in slr_config */
+  size_t size;         /* string capacity */
+  double min, max;     /* range for numbers (list elements too) */
+  const char *choices; /* "a|b|c" or NULL */
+  const char *def;     /* default, in YAML syntax */
+  const char *help;
+} key_def;
+
+#define OFF(field) offsetof(slr_config, field)
+#define SZ(field) sizeof(((slr_config *)0)->field)
+#define INT(p, f, lo, hi, d, h) {p, K_INT, OFF(f), 0, lo, hi, NULL, d, h}
+#define I32(p, f, lo, hi, d, h) {p, K_I32, OFF(f), 0, lo, hi, NULL, d, h}
+#define FLT(p, f, lo, hi, d, h) {p, K_FLOAT, OFF(f), 0, lo, hi, NULL, d, h}
+#define BOOL(p, f, d, h) {p, K_BOOL, OFF(f), 0, 0, 1, NULL, d, h}
+#define STR(p, f, d, h) {p, K_STR, OFF(f), SZ(f), 0, 0, NULL, d, h}
+#define ENUM(p, f, ch, d, h) {p, K_STR, OFF(f), SZ(f), 0, 0, ch, d, h}
+#define INTS(p, f, lo, hi, d, h) {p, K_INTS, OFF(f), 0, lo, hi, NULL, d, h}
+#define NAMES(p, f, ch, d, h) {p, K_NAMES, OFF(f), 0, 0, 0, ch, d, h}
+#define BIG 1e18
+
+#define DOMAIN(side, fmt)                                                                   \
+  ENUM("data." #side ".format", data.side.format,                                           \
+       "market1501|dukemtmc|msmt17|personx|list|none", fmt,                                  \
+       "layout of the " #side " data set"),                                                 \
+      STR("data." #side ".root", data.side.root, "\"\"", "folder of the " #side " data set"), \
+      STR("data." #side ".train_list", data.side.train_list, "\"\"",                        \
+          "format list: file of `path pid camid` lines for training"),                      \
+      STR("data." #side ".query_list", data.side.query_list, "\"\"",                        \
+          "format list: query list file"),                                                  \
+      STR("data." #side ".gallery_list", data.side.gallery_list, "\"\"",                    \
+          "format list: gallery list file"),                                                \
+      BOOL("data." #side ".use_val", data.side.use_val, "true",                             \
+           "msmt17: train on list_train + list_val")
+
+#define SCHEDULE(stage, d_sched, d_step, d_miles, d_warm)                                 \
+  ENUM("solver." #stage ".schedule", solver.stage.schedule,                                 \
+       "constant|step|multistep|cosine", d_sched, "learning-rate schedule of " #stage),     \
+      INT("solver." #stage ".step_size", solver.stage.step_size, 1, 1e9, d_step,            \
+          "step: epochs between decays"),                                                   \
+      INTS("solver." #stage ".milestones", solver.stage.milestones, 1, 1e9, d_miles,        \
+           "multistep: epochs at which the rate decays"),                                   \
+      INT("solver." #stage ".warmup_epochs", solver.stage.warmup_epochs, 0, 1e9, d_warm,    \
+          "linear warm-up length in epochs")
+
+static const key_def KEYS[] = {
+    DOMAIN(source, "market1501"),
+    DOMAIN(target, "dukemtmc"),
+    I32("data.height", data.height, 16, 4096, "256", "input height in pixels"),
+    I32("data.width", data.width, 8, 4096, "128", "input width in pixels"),
+    ENUM("data.interpolation", data.interpolation, "bicubic|bilinear", "bicubic",
+         "resize filter (PIL's, antialiased when shrinking)"),
+    FLT("data.flip_p", data.flip_p, 0, 1, "0.5", "horizontal flip probability"),
+    I32("data.pad", data.pad, 0, 1024, "10", "padding before the random crop"),
+    FLT("data.erase_p", data.erase_p, 0, 1, "0.5", "random erasing probability"),
+    BOOL("data.cache", data.cache, "true", "keep decoded, resized images in memory"),
+    BOOL("data.skip_corrupt", data.skip_corrupt, "false",
+         "warn about and skip unreadable images instead of stopping"),
+    I32("data.workers", data.workers, 0, 256, "2", "loader threads per rank"),
+    I32("data.prefetch", data.prefetch, 1, 64, "2", "batches decoded ahead"),
+
+    ENUM("model.arch", model.arch, "resnet18|resnet34|resnet50|resnet50_ibn_a", "resnet50",
+         "backbone"),
+    FLT("model.width", model.width, 0.01, 4, "1.0", "channel multiplier (small models)"),
+    I32("model.last_stride", model.last_stride, 1, 2, "1", "stride of layer4"),
+    ENUM("model.pool", model.pool, "avg|gem", "gem", "global pooling"),
+    FLT("model.gem_p", model.gem_p, 1, 100, "3.0", "initial GeM exponent"),
+    BOOL("model.neck", model.neck, "true", "BatchNorm1d neck with frozen bias"),
+    STR("model.pretrained", model.pretrained, "\"\"",
+        "HDF5 weights to start from (tools/torch2h5.py), \"\" for random"),
+    BOOL("model.sync_bn", model.sync_bn, "true",
+         "batch-norm statistics over the global batch (all ranks)"),
+
+    ENUM("solver.optimizer", solver.optimizer, "adam|sgd", "adam", "optimizer"),
+    FLT("solver.lr", solver.lr, 1e-12, 10, "3.5e-4", "base learning rate"),
+    FLT("solver.weight_decay", solver.weight_decay, 0, 1, "5.0e-4",
+        "L2 weight decay (added to the gradient, as torch.optim does)"),
+    FLT("solver.momentum", solver.momentum, 0, 1, "0.9", "SGD momentum"),
+    BOOL("solver.nesterov", solver.nesterov, "false", "SGD Nesterov momentum"),
+    FLT("solver.beta1", solver.beta1, 0, 0.999999, "0.9", "Adam beta1"),
+    FLT("solver.beta2", solver.beta2, 0, 0.999999999, "0.999", "Adam beta2"),
+    FLT("solver.gamma", solver.gamma, 0, 1, "0.1", "decay factor of step/multistep"),
+    FLT("solver.warmup_factor", solver.warmup_factor, 0, 1, "0.01",
+        "warm-up starts at lr * warmup_factor"),
+    FLT("solver.min_lr", solver.min_lr, 0, 10, "0.0", "cosine: final learning rate"),
+    SCHEDULE(pretrain, "multistep", "20", "[40, 70]", "10"),
+    SCHEDULE(adapt, "step", "20", "[]", "0"),
+
+    NAMES("train.stages", train.stages, "pretrain|adapt", "[pretrain, adapt]",
+          "stages to run, in order"),
+    INT("train.pretrain.epochs", train.pretrain.epochs, 0, 1e6, "80", "source epochs"),
+    INT("train.pretrain.iters", train.pretrain.iters, 1, 1e9, "100", "iterations per epoch"),
+    INT("train.pretrain.batch_size", train.pretrain.batch_size, 1, 1e6, "64",
+        "global batch (P identities x K instances)"),
+    INT("train.pretrain.instances", train.pretrain.instances, 1, 1e6, "4",
+        "K images per identity in a batch"),
+    FLT("train.pretrain.label_smoothing", train.pretrain.label_smoothing, 0, 1, "0.1",
+        "cross-entropy label smoothing"),
+    FLT("train.pretrain.triplet_margin", train.pretrain.triplet_margin, 0, 100, "0.3",
+        "batch-hard triplet margin"),
+    BOOL("train.pretrain.soft_margin", train.pretrain.soft_margin, "false",
+         "soft-margin triplet instead of the margin"),
+    INT("train.adapt.epochs", train.adapt.epochs, 0, 1e6, "50", "adaptation epochs"),
+    INT("train.adapt.iters", train.adapt.iters, 1, 1e9, "200", "iterations per epoch"),
+    INT("train.adapt.batch_size", train.adapt.batch_size, 1, 1e6, "256",
+        "global batch (P pseudo identities x K instances)"),
+    INT("train.adapt.instances", train.adapt.instances, 1, 1e6, "16",
+        "K images per pseudo identity in a batch"),
+    FLT("train.adapt.temperature", train.adapt.temperature, 1e-6, 100, "0.05",
+        "cluster-memory temperature"),
+    FLT("train.adapt.memory_momentum", train.adapt.memory_momentum, 0, 1, "0.2",
+        "cluster-memory momentum"),
+    BOOL("train.adapt.hard", train.adapt.hard, "false",
+         "update the memory with the least similar sample of each cluster"),
+
+    INT("cluster.k1", cluster.k1, 1, 10000, "30", "k-reciprocal k1"),
+    INT("cluster.k2", cluster.k2, 1, 10000, "6", "query-expansion k2"),
+    FLT("cluster.eps", cluster.eps, 0, 1, "0.6", "DBSCAN eps on the Jaccard distance"),
+    INT("cluster.min_samples", cluster.min_samples, 1, 10000, "4",
+        "DBSCAN min_samples (counting the point itself)"),
+
+    ENUM("refine.mode", refine.mode, "none|argmax|hierarchical", "hierarchical",
+         "SLR refinement of the pseudo labels"),
+    FLT("refine.alpha", refine.alpha, 0, 1, "0.5",
+        "weight of the current label in the soft label"),
+    ENUM("refine.linkage", refine.linkage, "single|complete|average|ward", "average",
+         "linkage of the hierarchical clustering"),
+    FLT("refine.threshold", refine.threshold, 0, 1e6, "0.5",
+        "distance threshold of the hierarchical clustering"),
+    BOOL("refine.reclaim_outliers", refine.reclaim_outliers, "true",
+         "let current outliers with a previous cluster join a refined cluster"),
+    FLT("refine.soft_weight", refine.soft_weight, 0, 100, "0.0",
+        "weight of the soft-label loss against the memory (0 = off)"),
+
+    INT("checkpoint.every_steps", checkpoint.every_steps, 0, 1e12, "0",
+        "also checkpoint every n steps (0 = end of each epoch only)"),
+    ENUM("checkpoint.resume", checkpoint.resume, "auto|never", "auto",
+         "auto: continue from the newest complete checkpoint in the run folder"),
+    INT("checkpoint.keep", checkpoint.keep, 1, 1e6, "2", "checkpoints kept"),
+
+    INT("eval.every", eval.every, 0, 1e6, "10", "evaluate every n epochs (0 = only at the end)"),
+    ENUM("eval.metric", eval.metric, "euclidean|cosine", "euclidean", "retrieval distance"),
+    BOOL("eval.rerank", eval.rerank, "false", "k-reciprocal re-ranking at test time"),
+    INT("eval.rerank_k1", eval.rerank_k1, 1, 10000, "20", "re-ranking k1"),
+    INT("eval.rerank_k2", eval.rerank_k2, 1, 10000, "6", "re-ranking k2"),
+    FLT("eval.rerank_lambda", eval.rerank_lambda, 0, 1, "0.3", "re-ranking lambda"),
+    INT("eval.batch_size", eval.batch_size, 1, 1e6, "64", "feature extraction batch"),
+
+    INT("run.seed", run.seed, 0, 9.2e18, "1", "random seed"),
+    INT("run.threads", run.threads, 0, 4096, "0",
+        "threads per rank for OpenBLAS and the engine (0 = cores / ranks per node)"),
+    ENUM("run.log_level", run.log_level, "error|warn|info|debug", "info", "log level"),
+    BOOL("run.log_all_ranks", run.log_all_ranks, "false", "every rank logs, prefixed"),
+    FLT("run.progress_interval", run.progress_interval, 0.1, 1e6, "10",
+        "seconds between progress lines when stdout is not a terminal"),
+};
+
+#define NKEYS (sizeof KEYS / sizeof KEYS[0])
+
+static const key_def *find_key(const char *path) {
+  for (size_t i = 0; i < NKEYS; i++)
+    if (strcmp(KEYS[i].path, path) == 0) return &KEYS[i];
+  return NULL;
+}
+
+/* Whether `path` names a section (a prefix of some key followed by '.'). */
+static int is_section(const char *path) {
+  size_t n = strlen(path);
+  for (size_t i = 0; i < NKEYS; i++)
+    if (strncmp(KEYS[i].path, path, n) == 0 && KEYS[i].path[n] == '.') return 1;
+  return 0;
+}
+
+/* ---- scalar conversion ---------------------------------------------------------- */
+
+/* `where` is "FILE:LINE" or "--set KEY=VALUE". */
+static int bad(const char *where, const char *key, const char *value, const char *why) {
+  return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: %s: \"%s\" %s", where, key, value, why);
+}
+
+static int parse_int(const char *s, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 0);
+  if (errno || end == s || *end) {
+    /* accept integral floats such as 1e3 */
+    double d = strtod(s, &end);
+    if (end == s || *end || !isfinite(d) || d != floor(d) || fabs(d) > 9.2e18) return -1;
+    v = (long long)d;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_float(const char *s, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || *end || errno == ERANGE || !isfinite(v)) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_bool(const char *s, int *out) {
+  static const char *yes[] = {"true", "yes", "on", "1", "True", "TRUE", "Yes", "On"};
+  static const char *no[] = {"false", "no", "off", "0", "False", "FALSE", "No", "Off"};
+  for (int i = 0; i < 8; i++) {
+    if (strcmp(s, yes[i]) == 0) return *out = 1, 0;
+    if (strcmp(s, no[i]) == 0) return *out = 0, 0;
+  }
+  return -1;
+}
+
+static int in_choices(const char *choices, const char *s) {
+  size_t n = strlen(s);
+  const char *p = choices;
+  while (*p) {
+    const char *q = strchr(p, '|');
+    size_t len = q ? (size_t)(q - p) : strlen(p);
+    if (len == n && strncmp(p, s, n) == 0) return 1;
+    if (!q) break;
+    p = q + 1;
+  }
+  return 0;
+}
+
+static int check_range(const key_def *k, double v, const char *where, const char *s) {
+  if (v < k->min || v > k->max) {
+    char why[160];
+    if (k->max >= BIG / 10 || k->max > 1e17)
+      snprintf(why, sizeof why, "is out of range (at least %g)", k->min);
+    else
+      snprintf(why, sizeof why, "is out of range (%g to %g)", k->min, k->max);
+    return bad(where, k->path, s, why);
+  }
+  return 0;
+}
+
+/* Set a scalar key from text. */
+static int set_scalar(slr_config *c, const key_def *k, const char *s, const char *where) {
+  char *base = (char *)c + k->off;
+  switch (k->type) {
+  case K_INT:
+  case K_I32: {
+    int64_t v;
+    if (parse_int(s, &v)) return bad(where, k->path, s, "is not an integer");
+    SLR_TRY(check_range(k, (double)v, where, s));
+    if (k->type == K_I32)
+      *(int *)base = (int)v;
+    else
+      *(int64_t *)base = v;
+    return 0;
+  }
+  case K_FLOAT: {
+    double v;
+    if (parse_float(s, &v)) return bad(where, k->path, s, "is not a number");
+    SLR_TRY(check_range(k, v, where, s));
+    *(double *)base = v;
+    return 0;
+  }
+  case K_BOOL: {
+    int v;
+    if (parse_bool(s, &v)) return bad(where, k->path, s, "is not a boolean (true or false)");
+    *(int *)base = v;
+    return 0;
+  }
+  case K_STR: {
+    if (k->choices && !in_choices(k->choices, s)) {
+      char why[300];
+      snprintf(why, sizeof why, "is not one of %s", k->choices);
+      return bad(where, k->path, s, why);
+    }
+    if (strlen(s) >= k->size) return bad(where, k->path, s, "is too long");
+    strcpy(base, s);
+    return 0;
+  }
+  default:
+    return bad(where, k->path, s, "must be a list, e.g. [1, 2]");
+  }
+}
+
+static int list_append(slr_config *c, const key_def *k, const char *s, const char *where) {
+  char *base = (char *)c + k->off;
+  if (k->type == K_INTS) {
+    slr_int_list *l = (slr_int_list *)base;
+    int64_t v;
+    if (parse_int(s, &v)) return bad(where, k->path, s, "is not an integer");
+    SLR_TRY(check_range(k, (double)v, where, s));
+    if (l->n >= SLR_CFG_LIST) return bad(where, k->path, s, "is one element too many");
+    l->v[l->n++] = v;
+    return 0;
+  }
+  slr_name_list *l = (slr_name_list *)base;
+  if (k->choices && !in_choices(k->choices, s)) {
+    char why[300];
+    snprintf(why, sizeof why, "is not one of %s", k->choices);
+    return bad(where, k->path, s, why);
+  }
+  if (strlen(s) >= SLR_CFG_NAME) return bad(where, k->path, s, "is too long");
+  if (l->n >= SLR_CFG_LIST) return bad(where, k->path, s, "is one element too many");
+  strcpy(l->v[l->n++], s);
+  return 0;
+}
+
+static void list_clear(slr_config *c, const key_def *k) {
+  char *base = (char *)c + k->off;
+  if (k->type == K_INTS)
+    ((slr_int_list *)base)->n = 0;
+  else
+    ((slr_name_list *)base)->n = 0;
+}
+
+/* ---- YAML walking ------------------------------------------------------------- */
+
+typedef struct {
+  slr_config *c;
+  const char *name; /* file name or "--set ..." for messages */
+  int line_offset;  /* added to libyaml's 0-based line */
+} walker;
+
+static void where_at(const walker *w, const yaml_event_t *e, char *buf, size_t len) {
+  if (w->line_offset >= 0)
+    snprintf(buf, len, "%s:%zu", w->name, e->start_mark.line + 1 + (size_t)w->line_offset);
+  else
+    snprintf(buf, len, "%s", w->name);
+}
+
+static int next(yaml_parser_t *p, yaml_event_t *e, const walker *w) {
+  if (!yaml_parser_parse(p, e)) {
+    const char *what = p->problem ? p->problem : "syntax error";
+    if (w->line_offset >= 0)
+      return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s:%zu: YAML syntax error: %s%s%s",
+                           w->name, p->problem_mark.line + 1, what,
+                           p->context ? " " : "", p->context ? p->context : "");
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: YAML syntax error: %s", w->name, what);
+  }
+  return 0;
+}
+
+static const char *scalar_text(const yaml_event_t *e) {
+  return (const char *)e->data.scalar.value;
+}
+
+/* Skip the rest of a node whose start event was just read. */
+static int skip_node(yaml_parser_t *p, yaml_event_t *start, const walker *w) {
+  int depth = (start->type == YAML_MAPPING_START_EVENT || start->type == YAML_SEQUENCE_START_EVENT);
+  while (depth > 0) {
+    yaml_event_t e;
+    SLR_TRY(next(p, &e, w));
+    if (e.type == YAML_MAPPING_START_EVENT || e.type == YAML_SEQUENCE_START_EVENT) depth++;
+    if (e.type == YAML_MAPPING_END_EVENT || e.type == YAML_SEQUENCE_END_EVENT) depth--;
+    yaml_event_delete(&e);
+  }
+  return 0;
+}
+
+/* Read the value of key `path` whose first event is `e` (consumed). */
+static int read_value(yaml_parser_t *p, yaml_event_t *e, const char *path, const walker *w);
+
+static int read_mapping(yaml_parser_t *p, const char *prefix, const walker *w) {
+  for (;;) {
+    yaml_event_t ke;
+    SLR_TRY(next(p, &ke, w));
+    if (ke.type == YAML_MAPPING_END_EVENT) {
+      yaml_event_delete(&ke);
+      return 0;
+    }
+    char where[SLR_CFG_STR + 64];
+    where_at(w, &ke, where, sizeof where);
+    if (ke.type != YAML_SCALAR_EVENT) {
+      yaml_event_delete(&ke);
+      return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: %s: keys must be plain names", where,
+                           prefix[0] ? prefix : "(top level)");
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", scalar_text(&ke));
+    yaml_event_delete(&ke);
+    if (!find_key(path) && !is_section(path))
+      return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: unknown key \"%s\"", where, path);
+    yaml_event_t ve;
+    SLR_TRY(next(p, &ve, w));
+    int rc = read_value(p, &ve, path, w);
+    yaml_event_delete(&ve);
+    SLR_TRY(rc);
+  }
+}
+
+static int read_value(yaml_parser_t *p, yaml_event_t *e, const char *path, const walker *w) {
+  char where[SLR_CFG_STR + 64];
+  where_at(w, e, where, sizeof where);
+  const key_def *k = find_key(path);
+  if (!k) { /* a section */
+    if (e->type == YAML_MAPPING_START_EVENT) return read_mapping(p, path, w);
+    if (e->type == YAML_SCALAR_EVENT && e->data.scalar.length == 0) return 0; /* empty */
+    const char *v = e->type == YAML_SCALAR_EVENT ? scalar_text(e) : "(a list)";
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s: %s: \"%s\" is a value, but %s is a section (a mapping of keys)",
+                         where, path, v, path);
+  }
+  if (k->type == K_INTS || k->type == K_NAMES) {
+    if (e->type == YAML_SCALAR_EVENT) {
+      /* a single scalar is a one-element list; an empty value an empty list */
+      list_clear(w->c, k);
+      if (e->data.scalar.length == 0) return 0;
+      return list_append(w->c, k, scalar_text(e), where);
+    }
+    if (e->type != YAML_SEQUENCE_START_EVENT)
+      return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: %s: expected a list", where, path);
+    list_clear(w->c, k);
+    for (;;) {
+      yaml_event_t it;
+      SLR_TRY(next(p, &it, w));
+      if (it.type == YAML_SEQUENCE_END_EVENT) {
+        yaml_event_delete(&it);
+        return 0;
+      }
+      char iw[SLR_CFG_STR + 64];
+      where_at(w, &it, iw, sizeof iw);
+      int rc;
+      if (it.type != YAML_SCALAR_EVENT) {
+        rc = slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: %s: list elements must be scalars",
+                           iw, path);
+      } else {
+        rc = list_append(w->c, k, scalar_text(&it), iw);
+      }
+      yaml_event_delete(&it);
+      SLR_TRY(rc);
+    }
+  }
+  if (e->type != YAML_SCALAR_EVENT) {
+    int rc = slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: %s: expected a single value, found a %s",
+                           where, path,
+                           e->type == YAML_MAPPING_START_EVENT ? "mapping" : "list");
+    skip_node(p, e, w);
+    return rc;
+  }
+  return set_scalar(w->c, k, scalar_text(e), where);
+}
+
+/* Parse a whole YAML stream whose top level is a mapping of keys under
+ * `prefix` ("" for a file). */
+static int parse_stream(yaml_parser_t *p, const char *prefix, const walker *w) {
+  yaml_event_t e;
+  int rc = 0, done = 0;
+  while (!rc && !done) {
+    rc = next(p, &e, w);
+    if (rc) break;
+    switch (e.type) {
+    case YAML_STREAM_START_EVENT:
+    case YAML_DOCUMENT_START_EVENT:
+    case YAML_DOCUMENT_END_EVENT: break;
+    case YAML_STREAM_END_EVENT: done = 1; break;
+    case YAML_MAPPING_START_EVENT:
+      if (prefix[0])
+        rc = read_value(p, &e, prefix, w);
+      else
+        rc = read_mapping(p, "", w);
+      break;
+    case YAML_SCALAR_EVENT:
+      if (prefix[0]) {
+        rc = read_value(p, &e, prefix, w);
+        break;
+      }
+      if (e.data.scalar.length == 0) break; /* an empty document */
+      /* fallthrough */
+    default: {
+      char where[SLR_CFG_STR + 64];
+      where_at(w, &e, where, sizeof where);
+      if (prefix[0])
+        rc = read_value(p, &e, prefix, w);
+      else
+        rc = slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                           "%s: the configuration must be a mapping of sections", where);
+    }
+    }
+    yaml_event_delete(&e);
+  }
+  return rc;
+}
+
+/* ---- public ----------------------------------------------------------------------- */
+
+void slr_config_defaults(slr_config *c) {
+  memset(c, 0, sizeof *c);
+  for (size_t i = 0; i < NKEYS; i++) {
+    char assign[512];
+    snprintf(assign, sizeof assign, "%s=%s", KEYS[i].path, KEYS[i].def);
+    if (slr_config_set(c, assign) != 0) {
+      fprintf(stderr, "slr: internal error: bad default for %s: %s\n", KEYS[i].path,
+              slr_error_message());
+      abort();
+    }
+  }
+}
+
+int slr_config_load(slr_config *c, const char *path) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: cannot open configuration: %s", path,
+                         strerror(errno));
+  yaml_parser_t p;
+  yaml_parser_initialize(&p);
+  yaml_parser_set_input_file(&p, fp);
+  walker w = {c, path, 0};
+  int rc = parse_stream(&p, "", &w);
+  yaml_parser_delete(&p);
+  fclose(fp);
+  if (!rc) slr_strlcpy(c->source_file, path, sizeof c->source_file);
+  return rc;
+}
+
+int slr_config_set(slr_config *c, const char *assignment) {
+  if (!assignment) return 0;
+  char where[700];
+  snprintf(where, sizeof where, "--set %s", assignment);
+  const char *eq = strchr(assignment, '=');
+  if (!eq || eq == assignment)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: expected KEY=VALUE, e.g. solver.adapt.lr=1e-4",
+                         where);
+  char key[256];
+  size_t klen = (size_t)(eq - assignment);
+  if (klen >= sizeof key) return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: key too long", where);
+  memcpy(key, assignment, klen);
+  key[klen] = '\0';
+  const key_def *k = find_key(key);
+  if (!k) {
+    if (is_section(key))
+      return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                           "%s: \"%s\" is a section; set one of its keys (slr config --keys)",
+                           where, key);
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: unknown key \"%s\" (slr config --keys lists them)",
+                         where, key);
+  }
+  const char *value = eq + 1;
+  /* a string key takes the text as it is (paths with ": " or "#"), unless
+   * quoted */
+  if (k->type == K_STR && value[0] != '"' && value[0] != '\'') return set_scalar(c, k, value, where);
+  /* parse the value as a YAML node so that lists and quoting work as in files */
+  yaml_parser_t p;
+  yaml_parser_initialize(&p);
+  yaml_parser_set_input_string(&p, (const unsigned char *)value, strlen(value));
+  walker w = {c, where, -1};
+  int rc = parse_stream(&p, key, &w);
+  yaml_parser_delete(&p);
+  if (!rc && strlen(value) == 0 && (k->type == K_INT || k->type == K_I32 || k->type == K_FLOAT || k->type == K_BOOL))
+    rc = bad(where, key, value, "is empty");
+  return rc;
+}
+
+int slr_config_validate(const slr_config *c) {
+  const slr_pretrain_cfg *pt = &c->train.pretrain;
+  const slr_adapt_cfg *ad = &c->train.adapt;
+  const char *f = c->source_file[0] ? c->source_file : "configuration";
+  if (pt->batch_size % pt->instances)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s: train.pretrain.batch_size %lld is not a multiple of "
+                         "train.pretrain.instances %lld",
+                         f, (long long)pt->batch_size, (long long)pt->instances);
+  if (ad->batch_size % ad->instances)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s: train.adapt.batch_size %lld is not a multiple of "
+                         "train.adapt.instances %lld",
+                         f, (long long)ad->batch_size, (long long)ad->instances);
+  if (c->cluster.k2 > c->cluster.k1)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: cluster.k2 %lld is larger than cluster.k1 %lld",
+                         f, (long long)c->cluster.k2, (long long)c->cluster.k1);
+  return 0;
+}
+
+/* YAML-quote a string when it would not read back as the same string. */
+static void write_str(FILE *out, const char *s) {
+  int plain = s[0] != '\0';
+  for (const char *p = s; *p && plain; p++)
+    if (!(isalnum((unsigned char)*p) || strchr("_-./+", *p))) plain = 0;
+  int dummy;
+  double dd;
+  if (plain && (parse_bool(s, &dummy) == 0 || parse_float(s, &dd) == 0 ||
+                strcmp(s, "null") == 0 || strcmp(s, "~") == 0))
+    plain = 0;
+  if (plain) {
+    fputs(s, out);
+    return;
+  }
+  fputc('"', out);
+  for (const char *p = s; *p; p++) {
+    if (*p == '"' || *p == '\\') fputc('\\', out);
+    fputc(*p, out);
+  }
+  fputc('"', out);
+}
+
+static void write_value(FILE *out, const slr_config *c, const key_def *k) {
+  const char *base = (const char *)c + k->off;
+  switch (k->type) {
+  case K_INT: fprintf(out, "%lld", (long long)*(const int64_t *)base); break;
+  case K_I32: fprintf(out, "%d", *(const int *)base); break;
+  case K_FLOAT: {
+    char buf[64];
+    double v = *(const double *)base;
+    snprintf(buf, sizeof buf, "%.17g", v);
+    /* shortest text that reads back exactly */
+    for (int prec = 1; prec <= 17; prec++) {
+      snprintf(buf, sizeof buf, "%.*g", prec, v);
+      if (strtod(buf, NULL) == v) break;
+    }
+    if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
+    fputs(buf, out);
+    break;
+  }
+  case K_BOOL: fputs(*(const int *)base ? "true" : "false", out); break;
+  case K_STR: write_str(out, base); break;
+  case K_INTS: {
+    const slr_int_list *l = (const slr_int_list *)base;
+    fputc('[', out);
+    for (int i = 0; i < l->n; i++) fprintf(out, "%s%lld", i ? ", " : "", (long long)l->v[i]);
+    fputc(']', out);
+    break;
+  }
+  case K_NAMES: {
+    const slr_name_list *l = (const slr_name_list *)base;
+    fputc('[', out);
+    for (int i = 0; i < l->n; i++) {
+      if (i) fputs(", ", out);
+      write_str(out, l->v[i]);
+    }
+    fputc(']', out);
+    break;
+  }
+  }
+}
+
+int slr_config_write(const slr_config *c, FILE *out) {
+  char prev[256] = "";
+  for (size_t i = 0; i < NKEYS; i++) {
+    const char *path = KEYS[i].path;
+    /* open the sections that differ from the previous key's */
+    const char *p = path, *q = prev;
+    int depth = 0;
+    while (1) {
+      const char *pd = strchr(p, '.'), *qd = strchr(q, '.');
+      if (!pd) break;
+      size_t pl = (size_t)(pd - p);
+      if (qd && (size_t)(qd - q) == pl && strncmp(p, q, pl) == 0) {
+        p = pd + 1;
+        q = qd + 1;
+        depth++;
+        continue;
+      }
+      /* new section at this depth and all below */
+      while (pd) {
+        fprintf(out, "%*s%.*s:\n", 2 * depth, "", (int)(pd - p), p);
+        p = pd + 1;
+        pd = strchr(p, '.');
+        depth++;
+      }
+      q = "";
+      break;
+    }
+    fprintf(out, "%*s%s: ", 2 * depth, "", p);
+    write_value(out, c, &KEYS[i]);
+    fputc('\n', out);
+    slr_strlcpy(prev, path, sizeof prev);
+  }
+  return ferror(out) ? SLR_FAIL(SLR_ERR, "cannot write the configuration") : 0;
+}
+
+char *slr_config_to_string(const slr_config *c) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  if (!m) return NULL;
+  slr_config_write(c, m);
+  fclose(m);
+  return buf;
+}
+
+void slr_config_print_keys(FILE *out) {
+  static const char *tn[] = {"int", "float", "bool", "string", "int list", "list", "int"};
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_def *k = &KEYS[i];
+    fprintf(out, "%-34s %-8s default %-14s %s", k->path, tn[k->type], k->def, k->help);
+    if (k->choices) fprintf(out, " (%s)", k->choices);
+    fputc('\n', out);
+  }
+}
+
+int slr_config_save(const slr_config *c, const char *dir) {
+  char path[SLR_CFG_STR + 32];
+  if (snprintf(path, sizeof path, "%s/config.yaml", dir) >= (int)sizeof path)
+    return SLR_FAIL(SLR_ERR, "run folder name too long: %s", dir);
+  char *text = slr_config_to_string(c);
+  if (!text) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory writing %s", path);
+  int rc = slr_write_file_atomic(path, text, strlen(text));
+  free(text);
+  return rc;
+}
