@@ -484,6 +484,7 @@ int slr_h5_read_strings(slr_h5 *f, const char *name, int64_t row0, int64_t nrows
     H5Sselect_none(ms);
   }
   hid_t mt = H5Tcopy(H5T_C_S1);
+  H5Tset_cset(mt, H5Tget_cset(ft)); /* h5py writes UTF-8; no charset conversion exists */
   char **result = NULL;
   if (vlen) {
     H5Tset_size(mt, H5T_VARIABLE);

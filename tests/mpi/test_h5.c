@@ -207,6 +207,36 @@ static void test_format_checks(void **state) {
   assert_non_null(strstr(slr_error_text(), "missing.h5"));
 }
 
+/* a file written by h5py: no format tag (accepted only with FOREIGN_OK),
+ * variable-length UTF-8 strings, float64 and int16 converted on read */
+static void test_foreign_file(void **state) {
+  const char *path = SLR_FIXTURE_DIR "/io/foreign.h5";
+  slr_h5 f;
+  int rc = slr_h5_open(&f, MPI_COMM_WORLD, path, "features", 1, 0);
+  assert_int_equal(rc, SLR_ERR_INPUT);
+  assert_non_null(strstr(slr_error_text(), "has no slr_format attribute"));
+  assert_int_equal(slr_h5_open(&f, MPI_COMM_WORLD, path, "features", 1, SLR_H5_FOREIGN_OK), 0);
+  int64_t row0, cnt;
+  slr_shard_rows(4, rank, size, &row0, &cnt);
+  float x[12];
+  int32_t pids[4];
+  char **paths = NULL;
+  assert_int_equal(slr_h5_read_rows(&f, "/query/features", SLR_F32, row0, cnt, x), 0);
+  assert_int_equal(slr_h5_read_rows(&f, "/query/pids", SLR_I32, row0, cnt, pids), 0);
+  assert_int_equal(slr_h5_read_strings(&f, "/query/paths", row0, cnt, &paths), 0);
+  const int32_t want_pids[4] = {3, -1, 0, 7};
+  const char *want_paths[4] = {"q/0001_c1.jpg", "q/\xc3\xa9.jpg", "", "q/a-much-longer-name_0007.jpg"};
+  int ok = 1;
+  for (int64_t i = 0; i < cnt; i++) {
+    for (int j = 0; j < 3; j++) ok &= x[i * 3 + j] == (float)((row0 + i) * 3 + j) / 8.0f;
+    ok &= pids[i] == want_pids[row0 + i];
+    ok &= strcmp(paths[i], want_paths[row0 + i]) == 0;
+  }
+  free(paths);
+  slr_h5_close(&f);
+  assert_all(ok);
+}
+
 static int setup(void **state) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -226,5 +256,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_written_by_two, setup, teardown),
     cmocka_unit_test_setup_teardown(test_tmp_until_commit, setup, teardown),
     cmocka_unit_test_setup_teardown(test_format_checks, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_foreign_file, setup, teardown),
 };
 SLR_TEST_MAIN_MPI(tests)
