@@ -623,6 +623,7 @@ int slr_h5_attr_get_str(slr_h5 *f, const char *obj, const char *name, char *buf,
     char *s = NULL;
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(t));
     if (H5Aread(a, mt, &s) < 0)
       rc = SLR_FAIL(SLR_ERR_INPUT, "%s: cannot read attribute %s", f->path, name);
     else
@@ -635,6 +636,7 @@ int slr_h5_attr_get_str(slr_h5 *f, const char *obj, const char *name, char *buf,
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, sz);
     H5Tset_strpad(mt, H5T_STR_NULLPAD);
+    H5Tset_cset(mt, H5Tget_cset(t));
     if (!tmp || H5Aread(a, mt, tmp) < 0)
       rc = SLR_FAIL(SLR_ERR_INPUT, "%s: cannot read attribute %s", f->path, name);
     else
