@@ -17,6 +17,132 @@ extern "C" {
 
 /* ---- distances, k nearest neighbours, k-reciprocal Jaccard, DBSCAN ---------- */
 
+/* Feature rows are sharded over the ranks of `comm` in contiguous blocks in
+ * rank order (any block sizes, a rank may hold none; slr_shard_rows gives the
+ * usual balanced layout). `x` is this rank's (nrows, d) float32 block,
+ * row-major; `n` is the global row count, the same on every rank. Neighbour
+ * and column indices are global row indices (int32_t: n < 2^31).
+ *
+ * Similarities are inner products s(i,j) = f_i . f_j of L2-normalised rows,
+ * so that the squared Euclidean distance is 2 - 2 s(i,j); "nearest" means the
+ * largest s, ties broken by the lower index. */
+
+/* Normalise each row to unit L2 norm (the norm in double, each value
+ * divided in double and rounded to float, the same as NumPy's
+ * (x / norm(x.astype(float64))).astype(float32)). Fails, naming the global
+ * row, on a non-finite value or a zero row. Local (agree afterwards). */
+int slr_l2_normalize(float *x, int64_t nrows, int64_t d, int64_t row0);
+
+/* The exact k nearest neighbours of this rank's rows among all n rows (the
+ * row itself included, so it is usually the first). */
+typedef struct {
+  int64_t n;      /* global row count */
+  int64_t row0;   /* first global row of this rank */
+  int64_t nrows;  /* rows of this rank */
+  int k;          /* neighbours per row */
+  int32_t *idx;   /* (nrows, k) global indices, nearest first */
+  float *sim;     /* (nrows, k) inner products f_i . f_j, same order */
+} slr_knn;
+
+/* Options of slr_knn_compute; zero-initialised means the defaults. */
+typedef struct {
+  int tile;       /* rows/columns of one product tile (default 1024) */
+} slr_knn_opts;
+
+/* Exact k nearest neighbours (1 <= k <= n). The N x N product X X^T is
+ * formed tile by tile with sgemm and never stored: each rank computes its
+ * rows against every block of columns, the blocks passing around a ring of
+ * the ranks, each pair of blocks computed once (the product is symmetric)
+ * and the running top-k lists of the other block's rows sent back to their
+ * owner. Memory per rank: its rows, two visiting blocks, one tile and
+ * O(nrows k). `opts` may be NULL. Collective on comm. */
+int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
+                    int k, const slr_knn_opts *opts, slr_knn *out);
+/* Local. */
+void slr_knn_free(slr_knn *knn);
+
+/* Rows of a sparse matrix held by this rank (CSR over global columns). */
+typedef struct {
+  int64_t n;        /* global rows = columns */
+  int64_t row0;     /* first global row of this rank */
+  int64_t nrows;
+  int64_t *indptr;  /* (nrows + 1) */
+  int32_t *indices; /* (nnz) global column indices, ascending within a row */
+  float *values;    /* (nnz) */
+} slr_sparse;
+
+/* Local. */
+void slr_sparse_free(slr_sparse *m);
+
+/* k-reciprocal Jaccard distance, as compute_jaccard_distance of Cluster
+ * Contrast and SpCL defines it (docs/cluster.md spells out each step):
+ *   - rank[i, 0..k1-1]: the k1 nearest neighbours of i, i itself included;
+ *   - R(i, k) = { j in rank[i, :k+1] : i in rank[j, :k+1] } for k = k1 and
+ *     k = round-half-even(k1/2) (the slices see at most k1 columns);
+ *   - expansion: for c in R(i, k1), add R(c, k1/2) when more than 2/3 of it
+ *     lies in R(i, k1);
+ *   - V[i, j] = softmax over the expanded set of -(2 - 2 f_i . f_j);
+ *   - query expansion: V[i] = mean of V[j] over j in rank[i, :k2];
+ *   - jac(i, j) = 1 - S / (2 - S), S = sum_c min(V[i,c], V[j,c]), clamped
+ *     at 0; pairs without shared support have distance 1 and are not stored.
+ * `knn` must hold at least k1 neighbours per row (from slr_knn_compute on
+ * the same rows); `x` must be L2-normalised. The result keeps, for each of
+ * this rank's rows, the pairs with shared support and distance <= max_dist
+ * (max_dist >= 1 keeps every pair with shared support), self included; the
+ * values are symmetric to the bit. Memory per rank: O(n (k1 + nnz(V)/n)) for
+ * the replicated kNN lists and sparse V rows, plus the kept pairs.
+ * Used for pseudo labels (k1 = 30, k2 = 6) and, by the evaluation, for
+ * test-time re-ranking (k1 = 20, k2 = 6, then (1 - lambda) jac + lambda d
+ * with lambda = 0.3, taking jac = 1 for pairs not stored). Collective on comm. */
+int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
+                        int k1, int k2, double max_dist, slr_sparse *out);
+
+/* DBSCAN on a sparse precomputed distance matrix, with the labels of
+ * scikit-learn's DBSCAN(eps, min_samples, metric='precomputed') on the
+ * dense matrix whose missing entries are 1: j is a neighbour of i when
+ * d(i,j) <= eps, i itself always counted; i is core when it has at least
+ * min_samples neighbours; clusters are the connected components of the
+ * core-core neighbour graph, numbered 0, 1, ... in the order of their
+ * lowest-index core point; a non-core point with core neighbours joins the
+ * lowest-numbered of their clusters; the others get -1. The matrix must be
+ * symmetric (as slr_jaccard_compute's is); stored entries > eps are ignored.
+ * With eps >= 1 every pair is a neighbour. `labels` (n int32) receives the
+ * labels of all rows on every rank (replicated); n_clusters may be NULL.
+ * Rank-local neighbourhoods, union-find per rank, a tree merge of the
+ * forests across ranks: O(n) memory per rank beyond the matrix.
+ * Collective on comm. */
+int slr_dbscan(MPI_Comm comm, const slr_sparse *dist, double eps, int min_samples,
+               int32_t *labels, int64_t *n_clusters);
+
+/* Parameters of the pseudo-label clustering (peer defaults). */
+typedef struct {
+  int k1;           /* 30 */
+  int k2;           /* 6 */
+  double eps;       /* 0.6 */
+  int min_samples;  /* 4 */
+} slr_cluster_params;
+
+/* Local. */
+void slr_cluster_params_default(slr_cluster_params *p);
+
+/* Timings and sizes of one slr_cluster_labels call (rank-local except
+ * where said). */
+typedef struct {
+  double t_knn, t_jaccard, t_dbscan;  /* seconds */
+  int64_t nnz_jaccard;                /* pairs kept, summed over ranks */
+  int64_t n_clusters, n_outliers;
+} slr_cluster_stats;
+
+/* Pseudo labels of one adaptation epoch: kNN (k = k1), k-reciprocal Jaccard
+ * (pairs with distance <= eps only), DBSCAN. `x` is this rank's block of
+ * L2-normalised rows (contiguous blocks in rank order, see above); `labels`
+ * (n int32, -1 = outlier) is filled on every rank (replicated). `stats` may
+ * be NULL. Fails on n < k1 or bad parameters. Collective on comm. */
+int slr_cluster_labels(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
+                       const slr_cluster_params *p, int32_t *labels,
+                       slr_cluster_stats *stats);
+
+
 /* ---- agglomerative clustering --------------------------------------------- */
 
 /* Hierarchical clustering of weighted points, equal to
