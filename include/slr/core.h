@@ -229,6 +229,21 @@ uint64_t slr_rng_stream_id(uint64_t a, uint64_t b, uint64_t c, uint64_t d);
 void slr_threads_set(int n, int ranks_on_node);
 int slr_threads_get(void);
 
+/* ---- stop requests (SIGTERM, SIGUSR1) ---------------------------------------- */
+
+/* Install handlers for SIGTERM and SIGUSR1 that only record the request; a
+ * long job checks it at its safe points, checkpoints and exits with
+ * SLR_EXIT_STOPPED. SIGUSR1 is what Slurm sends before the time limit
+ * (`#SBATCH --signal=B:USR1@120`, forwarded by the batch script). Local. */
+void slr_stop_install(void);
+/* The signal received on this rank, 0 if none. Local. */
+int slr_stop_signal(void);
+/* The signal received on any rank (the highest number), 0 if none: every
+ * rank decides the same. Collective on comm. */
+int slr_stop_agree(MPI_Comm comm);
+/* Forget a received request (tests). Local. */
+void slr_stop_reset(void);
+
 /* ---- small helpers ---------------------------------------------------------- */
 
 /* snprintf into a fixed buffer; returns an error if the text was cut. */

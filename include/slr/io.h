@@ -121,6 +121,32 @@ int slr_h5_attr_get_str(slr_h5 *f, const char *obj, const char *name, char *buf,
 /* Whether the attribute exists. Collective. */
 int slr_h5_attr_exists(slr_h5 *f, const char *obj, const char *name);
 
+/* ---- checkpoints of a run ------------------------------------------------------ */
+
+/* A run keeps its checkpoints as RUN/checkpoints/ckpt-NNNNNNNNNNNN.h5, where
+ * N is the position (the global training step count) at which each was
+ * written, zero-padded so that names sort as positions do. */
+int slr_ckpt_path(const char *run_dir, int64_t position, char *out, size_t len);
+/* The newest checkpoint that opens as an slr "checkpoint" file (a damaged
+ * newest one is skipped with a warning). *position = -1 and out = "" when
+ * there is none. Collective on comm. */
+int slr_ckpt_newest(MPI_Comm comm, const char *run_dir, int max_version, char *out, size_t len,
+                    int64_t *position);
+/* Delete all but the `keep` newest checkpoints (and stale .tmp files older
+ * than the newest). Collective on comm (rank 0 deletes). */
+int slr_ckpt_prune(MPI_Comm comm, const char *run_dir, int64_t keep);
+
+/* ---- JSON lines ---------------------------------------------------------------- */
+
+/* Append one line (a JSON object, without the newline) to a file and fsync
+ * it. Local (call on one rank). */
+int slr_jsonl_append(const char *path, const char *line);
+/* The size of a file in bytes, 0 if it does not exist. Local. */
+int64_t slr_file_size(const char *path);
+/* Cut a file back to `size` bytes (resuming a run drops the lines written
+ * after its checkpoint). Local. */
+int slr_file_truncate(const char *path, int64_t size);
+
 #ifdef __cplusplus
 }
 #endif
