@@ -136,6 +136,34 @@ int slr_ckpt_newest(MPI_Comm comm, const char *run_dir, int max_version, char *o
  * than the newest). Collective on comm (rank 0 deletes). */
 int slr_ckpt_prune(MPI_Comm comm, const char *run_dir, int64_t keep);
 
+/* ---- JSON text ------------------------------------------------------------------ */
+
+/* A small JSON writer for result files and JSON-lines logs. `key` is the
+ * member name inside an object and NULL inside an array or at the top.
+ * Numbers are written with the shortest text that reads back exactly;
+ * NaN and infinities become null. Local. */
+typedef struct {
+  char *buf;
+  size_t len, cap;
+  int depth;
+  unsigned char first[32]; /* no member written yet at this depth */
+  int failed;              /* out of memory or nesting too deep */
+} slr_json;
+
+void slr_json_init(slr_json *j);
+void slr_json_free(slr_json *j);
+void slr_json_object_begin(slr_json *j, const char *key);
+void slr_json_object_end(slr_json *j);
+void slr_json_array_begin(slr_json *j, const char *key);
+void slr_json_array_end(slr_json *j);
+void slr_json_num(slr_json *j, const char *key, double v);
+void slr_json_int(slr_json *j, const char *key, int64_t v);
+void slr_json_bool(slr_json *j, const char *key, int v);
+void slr_json_str(slr_json *j, const char *key, const char *v);
+/* The text so far ("" after a failure is reported by slr_json_ok). */
+const char *slr_json_text(const slr_json *j);
+int slr_json_ok(const slr_json *j);
+
 /* ---- JSON lines ---------------------------------------------------------------- */
 
 /* Append one line (a JSON object, without the newline) to a file and fsync
