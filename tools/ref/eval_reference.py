@@ -30,12 +30,13 @@ def normalize(x):
 
 def distances(qf, gf, metric):
     qf, gf = normalize(qf), normalize(gf)
-    dot = qf @ gf.T
+    d = qf @ gf.T  # updated in place: one nq x ng matrix at a time
     if metric == "cosine":
-        return 1 - dot
-    qq = np.sum(qf * qf, axis=1)[:, None]
-    gg = np.sum(gf * gf, axis=1)[None, :]
-    return qq + gg - 2 * dot
+        return np.subtract(1, d, out=d)
+    d *= -2
+    d += np.sum(qf * qf, axis=1)[:, None]
+    d += np.sum(gf * gf, axis=1)[None, :]
+    return d
 
 
 def eval_market1501(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
