@@ -1,4 +1,28 @@
-/* eval: retrieval evaluation and the quality of pseudo labels. */
+/* eval: the quality of pseudo labels (below), and the Market-1501 retrieval
+ * protocol (mAP, CMC, mINP) as fast-reid's
+ * and OpenUnReID's eval_market1501 compute it, distributed over MPI ranks.
+ *
+ * Per query: the gallery is ordered by distance; gallery items with the
+ * query's pid AND camera are dropped (junk); a match is an item with the
+ * query's pid; a query without any match is skipped. AP is the
+ * non-interpolated average precision, CMC the cumulative match curve clipped
+ * at 1 (first SLR_EVAL_MAX_RANK ranks), mINP = #matches / (position of the
+ * last match). Means are over the queries that have a match.
+ *
+ * Distances are on L2-normalised features (x / max(|x|, 1e-12)):
+ * cosine 1 - cos(q, g), Euclidean |q - g|^2 = 2 - 2 cos(q, g) (the squared
+ * distance, as fast-reid; same order). Equal distances are ordered by gallery
+ * index (a stable sort); NumPy's default argsort in the peers is not stable,
+ * so results on exact ties may differ from theirs.
+ *
+ * Distribution: queries and gallery are both row-sharded (each rank passes
+ * a contiguous block of rows; the gallery blocks, in rank order, make the
+ * global gallery order). Queries are taken in global blocks; each rank
+ * computes the block's distances to its own gallery rows only (cblas_sgemm),
+ * so no rank ever holds a query x gallery matrix: memory per rank is its
+ * shards plus query_block x (local gallery rows) floats. The position of
+ * each match is counted, not sorted: each rank counts its gallery items
+ * that precede each match, and the counts are summed over ranks. */
 #ifndef SLR_EVAL_H
 #define SLR_EVAL_H
 
@@ -10,6 +34,48 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#define SLR_EVAL_MAX_RANK 50
+
+typedef enum {
+  SLR_METRIC_EUCLIDEAN = 0,
+  SLR_METRIC_COSINE = 1,
+} slr_metric;
+
+/* "euclidean" | "cosine"; unknown names return SLR_ERR_USAGE with the value
+ * in the message. Local. */
+int slr_metric_parse(const char *name, slr_metric *out);
+const char *slr_metric_name(slr_metric m);
+
+typedef struct {
+  slr_metric metric;
+  int64_t query_block;   /* queries per block; 0: 256 */
+  int64_t gallery_block; /* gallery rows per sgemm call; 0: 4096 */
+  int progress;          /* print a progress line (rank 0) */
+} slr_eval_opts;
+
+/* Defaults: Euclidean, default blocks, no progress line. Local. */
+void slr_eval_opts_default(slr_eval_opts *o);
+
+typedef struct {
+  double map;                     /* fraction, not percent */
+  double minp;
+  double cmc[SLR_EVAL_MAX_RANK];  /* cmc[0] = rank-1 */
+  int64_t num_query;              /* all queries */
+  int64_t num_valid;              /* queries with at least one match */
+  int64_t num_gallery;
+} slr_eval_result;
+
+/* Evaluate. On each rank: nq query rows qf (nq, dim) with pids qpid and
+ * cameras qcam, and ng gallery rows gf (ng, dim), gpid, gcam; any rank may
+ * hold 0 rows of either. Every rank gets the same result.
+ * Errors (agreed over ranks): dim < 1 or different over ranks, a non-finite
+ * feature value (named by global row), no query at all, no query with a
+ * match. Collective on comm. */
+int slr_eval_market1501(MPI_Comm comm, int64_t dim, const float *qf, const int64_t *qpid,
+                        const int64_t *qcam, int64_t nq, const float *gf,
+                        const int64_t *gpid, const int64_t *gcam, int64_t ng,
+                        const slr_eval_opts *opts, slr_eval_result *res);
 
 /* ---- quality of pseudo labels against true identities ------------------------ */
 
