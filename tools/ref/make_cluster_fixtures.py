@@ -184,6 +184,39 @@ def graph_fixture(path, seed, n):
     print("%s: n %d, %d stored distances" % (path, n, support.sum()))
 
 
+def e2e_fixtures(out):
+    """Inputs of tests/e2e/test_cluster.sh: features not normalised (rows
+    scaled) with the expected labels, and broken inputs."""
+    with h5py.File(os.path.join(out, "jaccard_k30.h5"), "r") as f:
+        x = f["features"][:]
+        eps = f["dbscan/eps"][0]
+        ms = f["dbscan/min_samples"][0]
+        lab = f["dbscan/labels"][0]
+    assert abs(eps - 0.6) < 1e-9 and ms == 4
+    rng = np.random.default_rng(7)
+    raw = (x * rng.uniform(0.5, 3.0, size=(x.shape[0], 1))).astype(np.float32)
+    with h5py.File(os.path.join(out, "e2e_raw.h5"), "w") as f:
+        f.create_dataset("features", data=raw)
+        f.create_dataset("expected_labels", data=lab)
+    small = raw[:40]
+    with h5py.File(os.path.join(out, "e2e_bad_nan.h5"), "w") as f:
+        bad = small.copy()
+        bad[17, 3] = np.nan
+        f.create_dataset("features", data=bad)
+    with h5py.File(os.path.join(out, "e2e_bad_zero.h5"), "w") as f:
+        bad = small.copy()
+        bad[5] = 0
+        f.create_dataset("features", data=bad)
+    with h5py.File(os.path.join(out, "e2e_bad_rank.h5"), "w") as f:
+        f.create_dataset("features", data=small.reshape(-1))
+    with h5py.File(os.path.join(out, "e2e_bad_type.h5"), "w") as f:
+        f.create_dataset("features", data=small.astype(np.float64))
+    with h5py.File(os.path.join(out, "e2e_bad_missing.h5"), "w") as f:
+        f.create_dataset("feats", data=small)
+    with h5py.File(os.path.join(out, "e2e_small.h5"), "w") as f:
+        f.create_dataset("features", data=small[:20])
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures", "cluster")
@@ -195,6 +228,7 @@ def main():
     jaccard_fixture(os.path.join(out, "jaccard_k7.h5"), 3, 400, 16, 7, 1,
                     [(0.6, 4), (0.5, 2)])
     graph_fixture(os.path.join(out, "dbscan_graph.h5"), 4, 2000)
+    e2e_fixtures(out)
 
 
 if __name__ == "__main__":
