@@ -47,6 +47,35 @@ static int cmp_i32(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* Sort non-negative int32 keys ascending: insertion sort when short, else
+ * a byte-wise LSD radix sort through tmp (at least n entries). */
+static void sort_keys(int32_t *a, int64_t n, int32_t *tmp) {
+  if (n < 48) {
+    for (int64_t i = 1; i < n; i++) {
+      int32_t v = a[i];
+      int64_t j = i;
+      while (j > 0 && a[j - 1] > v) {
+        a[j] = a[j - 1];
+        j--;
+      }
+      a[j] = v;
+    }
+    return;
+  }
+  int32_t *src = a, *dst = tmp;
+  for (int shift = 0; shift < 32; shift += 8) {
+    int64_t count[257] = {0};
+    for (int64_t i = 0; i < n; i++) count[(((uint32_t)src[i]) >> shift & 255u) + 1]++;
+    if (count[(((uint32_t)src[0]) >> shift & 255u) + 1] == n) continue;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    for (int64_t i = 0; i < n; i++) dst[count[((uint32_t)src[i]) >> shift & 255u]++] = src[i];
+    int32_t *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != a) memcpy(a, src, (size_t)n * sizeof(int32_t));
+}
+
 /* Allgather sparse rows: local CSR (nrows rows) -> global CSR of n rows on
  * every rank. Collective. */
 static int allgather_csr(MPI_Comm comm, const int64_t *off, int64_t nrows,
@@ -220,7 +249,7 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
   int *cnt = malloc((size_t)size * sizeof(int)), *dsp = malloc((size_t)size * sizeof(int));
   int64_t *vp = NULL, *gvp = NULL, *qp = NULL, *gqp = NULL, *cp = NULL;
   int32_t *gvi = NULL, *gqi = NULL, *ci = NULL, *prow = NULL, *pcol = NULL, *rk = NULL,
-          *rh = NULL, *rhn = NULL, *eset = NULL, *mark = NULL;
+          *rh = NULL, *rhn = NULL, *eset = NULL, *mark = NULL, *sortbuf = NULL;
   float *gvv = NULL, *gqv = NULL, *cv = NULL, *psim = NULL;
   double *acc = NULL;
   entries V = {0}, Q = {0}, J = {0};
@@ -249,8 +278,9 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
   rk = malloc((size_t)k1 * sizeof(int32_t));
   eset = malloc((size_t)(k1 + k1 * wh) * sizeof(int32_t));
   mark = calloc((size_t)n + 1, sizeof(int32_t));
+  sortbuf = malloc((size_t)(n + k1 + k1 * wh) * sizeof(int32_t));
   vp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
-  if (!rh || !rhn || !rk || !eset || !mark || !vp)
+  if (!rh || !rhn || !rk || !eset || !mark || !sortbuf || !vp)
     rc = SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (reciprocal sets)");
   rc = slr_agree(comm, rc);
   if (rc) goto done;
@@ -274,7 +304,7 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
         for (int b = 0; b < nc; b++) eset[ne++] = rc_set[b];
     }
     for (int a = 0; a < nk; a++) mark[rk[a]] = 0;
-    qsort(eset, (size_t)ne, sizeof(int32_t), cmp_i32);
+    sort_keys(eset, ne, sortbuf);
     int m = 0;
     for (int a = 0; a < ne; a++)
       if (m == 0 || eset[a] != eset[m - 1]) eset[m++] = eset[a];
@@ -367,7 +397,7 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
         }
       }
       if (rc) break;
-      qsort(Q.i + start, (size_t)(Q.n - start), sizeof(int32_t), cmp_i32);
+      sort_keys(Q.i + start, Q.n - start, sortbuf);
       for (int64_t e = start; e < Q.n; e++) {
         Q.v[e] = (float)(acc[Q.i[e]] / k2);
         acc[Q.i[e]] = 0.0;
@@ -431,7 +461,7 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
         acc[j] += vi < vj ? vi : vj;
       }
     }
-    qsort(touched, (size_t)nt, sizeof(int32_t), cmp_i32);
+    sort_keys(touched, nt, sortbuf);
     rc = entries_reserve(&J, nt);
     if (rc) break;
     for (int64_t a = 0; a < nt; a++) {
@@ -470,6 +500,7 @@ done:
   free(rk);
   free(eset);
   free(mark);
+  free(sortbuf);
   free(vp);
   free(V.i);
   free(V.v);
