@@ -1,0 +1,165 @@
+/* slr cluster: pseudo labels from a feature file, as one adaptation epoch
+ * makes them (kNN, k-reciprocal Jaccard, DBSCAN), rows sharded over the
+ * ranks. Writes /labels to the output file and prints a summary. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "slr/cluster.h"
+#include "slr/io.h"
+
+static int run(slr_ctx *ctx, int argc, char **argv);
+
+const slr_command slr_cmd_cluster = {
+    "cluster", "pseudo labels: kNN, k-reciprocal Jaccard distance and DBSCAN of features",
+    "--features F.h5 --out L.h5 [--k1 30] [--k2 6] [--eps 0.6] [--min-samples 4]", run};
+
+/* Read and check /features; x gets this rank's rows, L2-normalised. */
+static int read_features(slr_ctx *ctx, const char *path, int k1, float **x, int64_t *n,
+                         int64_t *d, int64_t *row0, int64_t *nrows) {
+  slr_h5 f;
+  SLR_TRY(slr_h5_open(&f, ctx->world, path, NULL, 0, SLR_H5_FOREIGN_OK));
+  int rc = 0, nd = 0, type = -1;
+  int64_t dims[SLR_H5_MAXDIMS] = {0};
+  int ex = slr_h5_exists(&f, "/features");
+  if (ex < 0)
+    rc = SLR_ERR;
+  else if (!ex)
+    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features not found", path);
+  if (!rc) rc = slr_h5_shape(&f, "/features", &nd, dims, &type);
+  if (!rc && nd != 2)
+    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features has %d dimension%s, expected 2 (N x D)",
+                  path, nd, nd == 1 ? "" : "s");
+  if (!rc && type != SLR_F32)
+    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features has type %s, expected float32", path,
+                  type >= 0 ? slr_dtype_name((slr_dtype)type) : "(not numeric)");
+  if (!rc && (dims[0] < 1 || dims[1] < 1))
+    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features is empty (%lld x %lld)", path,
+                  (long long)dims[0], (long long)dims[1]);
+  if (!rc && dims[0] < k1)
+    rc = SLR_FAIL(SLR_ERR_INPUT,
+                  "%s: dataset /features has %lld rows, too few for k1 = %d nearest neighbours",
+                  path, (long long)dims[0], k1);
+  if (!rc && dims[0] >= INT32_MAX)
+    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features has %lld rows, more than supported",
+                  path, (long long)dims[0]);
+  *x = NULL;
+  if (!rc) {
+    *n = dims[0];
+    *d = dims[1];
+    slr_shard_rows(*n, ctx->rank, ctx->size, row0, nrows);
+    *x = malloc((size_t)(*nrows * *d) * sizeof(float) + 1);
+    if (!*x)
+      rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory reading %lld x %lld features",
+                    (long long)*nrows, (long long)*d);
+  }
+  rc = slr_agree(ctx->world, rc);
+  if (!rc) rc = slr_h5_read_rows(&f, "/features", SLR_F32, *row0, *nrows, *x);
+  int crc = slr_h5_close(&f);
+  if (!rc) rc = crc;
+  if (!rc && slr_l2_normalize(*x, *nrows, *d, *row0)) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", slr_error_text());
+    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features: %s", path, why);
+  }
+  rc = slr_agree(ctx->world, rc);
+  if (rc) {
+    free(*x);
+    *x = NULL;
+  }
+  return rc;
+}
+
+static int run(slr_ctx *ctx, int argc, char **argv) {
+  const char *feat = NULL, *out = NULL;
+  int64_t k1 = 30, k2 = 6, min_samples = 4, threads = 0;
+  double eps = 0.6;
+  const slr_opt opts[] = {
+      {"features", OPT_STR, &feat, "F.h5", "input: /features (N x D float32), e.g. written by h5py"},
+      {"out", OPT_STR, &out, "L.h5", "output: /labels (N int32, -1 = outlier)"},
+      {"k1", OPT_INT, &k1, "K", "k-reciprocal neighbours (default 30)"},
+      {"k2", OPT_INT, &k2, "K", "query expansion neighbours (default 6)"},
+      {"eps", OPT_FLOAT, &eps, "E", "DBSCAN radius on the Jaccard distance (default 0.6)"},
+      {"min-samples", OPT_INT, &min_samples, "M", "DBSCAN core size, the point included (default 4)"},
+      {"threads", OPT_INT, &threads, "T", "threads per rank (default: cores / ranks on the node)"},
+      {NULL, 0, NULL, NULL, NULL}};
+  int npos = 0;
+  int rc = slr_parse_options(&slr_cmd_cluster, opts, argc, argv, NULL, 0, &npos);
+  if (rc) return rc;
+  if (!feat || !out)
+    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --features and --out are required");
+  if (k1 < 1 || k1 > 100000)
+    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --k1 %lld must be in 1..100000", (long long)k1);
+  if (k2 < 1 || k2 > k1)
+    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --k2 %lld must be in 1..k1 (%lld)",
+                    (long long)k2, (long long)k1);
+  if (!(eps > 0.0) || !isfinite(eps))
+    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --eps %g must be > 0", eps);
+  if (min_samples < 1 || min_samples > INT32_MAX)
+    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --min-samples %lld must be >= 1",
+                    (long long)min_samples);
+  if (threads > 0) slr_threads_set((int)threads, ctx->node_size);
+
+  double t0 = slr_now();
+  float *x = NULL;
+  int64_t n = 0, d = 0, row0 = 0, nrows = 0;
+  SLR_TRY(read_features(ctx, feat, (int)k1, &x, &n, &d, &row0, &nrows));
+  double t_read = slr_now() - t0;
+
+  slr_cluster_params p = {(int)k1, (int)k2, eps, (int)min_samples};
+  int32_t *labels = malloc((size_t)n * sizeof(int32_t));
+  rc = labels ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory (%lld labels)", (long long)n);
+  rc = slr_agree(ctx->world, rc);
+  slr_cluster_stats st;
+  memset(&st, 0, sizeof st);
+  if (!rc) rc = slr_cluster_labels(ctx->world, x, nrows, n, d, &p, labels, &st);
+  free(x);
+  if (rc) {
+    free(labels);
+    return rc;
+  }
+
+  slr_h5 f;
+  rc = slr_h5_create(&f, ctx->world, out, "labels", 1);
+  if (rc) {
+    free(labels);
+    return rc;
+  }
+  int64_t dims[1] = {n};
+  rc = slr_h5_write_all(&f, "/labels", SLR_I32, 1, dims, labels);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/labels", "n_clusters", st.n_clusters);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/labels", "n_outliers", st.n_outliers);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "n_clusters", st.n_clusters);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "n_outliers", st.n_outliers);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "k1", k1);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "k2", k2);
+  if (!rc) rc = slr_h5_attr_set_f64(&f, "/", "eps", eps);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "min_samples", min_samples);
+  if (!rc) rc = slr_h5_attr_set_str(&f, "/", "features", feat);
+  if (!rc) rc = slr_h5_commit(&f);
+  if (rc) slr_h5_abort(&f);
+  free(labels);
+  SLR_TRY(slr_agree(ctx->world, rc));
+
+  int64_t rss = slr_peak_rss(), rss_sum = 0, rss_max = 0;
+  SLR_MPI(MPI_Reduce(&rss, &rss_sum, 1, MPI_INT64_T, MPI_SUM, 0, ctx->world));
+  SLR_MPI(MPI_Reduce(&rss, &rss_max, 1, MPI_INT64_T, MPI_MAX, 0, ctx->world));
+  if (ctx->rank == 0) {
+    printf("slr cluster: %lld samples x %lld dims on %d rank%s (%d thread%s each)\n",
+           (long long)n, (long long)d, ctx->size, ctx->size == 1 ? "" : "s", slr_threads_get(),
+           slr_threads_get() == 1 ? "" : "s");
+    printf("  k1 %lld  k2 %lld  eps %g  min_samples %lld\n", (long long)k1, (long long)k2, eps,
+           (long long)min_samples);
+    printf("  clusters %lld  outliers %lld (%.1f%%)  Jaccard pairs <= eps %lld\n",
+           (long long)st.n_clusters, (long long)st.n_outliers,
+           n ? 100.0 * (double)st.n_outliers / (double)n : 0.0, (long long)st.nnz_jaccard);
+    printf("  time: read %.2f s  kNN %.2f s  Jaccard %.2f s  DBSCAN %.2f s  total %.2f s\n",
+           t_read, st.t_knn, st.t_jaccard, st.t_dbscan, slr_now() - t0);
+    printf("  peak memory: %.1f MiB summed over ranks, %.1f MiB on the largest rank\n",
+           (double)rss_sum / 1048576.0, (double)rss_max / 1048576.0);
+    printf("  labels written to %s\n", out);
+    fflush(stdout);
+  }
+  return 0;
+}

@@ -1,0 +1,527 @@
+/* cluster/jaccard: the k-reciprocal Jaccard distance of Cluster Contrast
+ * and SpCL (compute_jaccard_distance), kept sparse and sharded by rows.
+ * Every rank holds the kNN lists of all rows (O(n k1)); it forms the
+ * expanded k-reciprocal sets and the softmax weights V of its own rows, the
+ * ranks share the sparse V rows, each forms the query-expanded rows of its
+ * own, the ranks share those, and the Jaccard distances of a rank's rows are
+ * summed through the inverted lists (column -> rows with V[., c] > 0). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "knn_internal.h"
+#include "slr/cluster.h"
+
+void slr_sparse_free(slr_sparse *m) {
+  if (!m) return;
+  free(m->indptr);
+  free(m->indices);
+  free(m->values);
+  m->indptr = NULL;
+  m->indices = NULL;
+  m->values = NULL;
+}
+
+/* A growable list of (index, value) entries. */
+typedef struct {
+  int32_t *i;
+  float *v;
+  int64_t n, cap;
+} entries;
+
+static int entries_reserve(entries *e, int64_t more) {
+  if (e->n + more <= e->cap) return 0;
+  int64_t cap = e->cap ? e->cap : 1024;
+  while (cap < e->n + more) cap *= 2;
+  int32_t *ni = realloc(e->i, (size_t)cap * sizeof(int32_t));
+  if (ni) e->i = ni;
+  float *nv = realloc(e->v, (size_t)cap * sizeof(float));
+  if (nv) e->v = nv;
+  if (!ni || !nv) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory (%lld sparse entries)", (long long)cap);
+  e->cap = cap;
+  return 0;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Sort non-negative int32 keys ascending: insertion sort when short, else
+ * a byte-wise LSD radix sort through tmp (at least n entries). */
+static void sort_keys(int32_t *a, int64_t n, int32_t *tmp) {
+  if (n < 48) {
+    for (int64_t i = 1; i < n; i++) {
+      int32_t v = a[i];
+      int64_t j = i;
+      while (j > 0 && a[j - 1] > v) {
+        a[j] = a[j - 1];
+        j--;
+      }
+      a[j] = v;
+    }
+    return;
+  }
+  int32_t *src = a, *dst = tmp;
+  for (int shift = 0; shift < 32; shift += 8) {
+    int64_t count[257] = {0};
+    for (int64_t i = 0; i < n; i++) count[(((uint32_t)src[i]) >> shift & 255u) + 1]++;
+    if (count[(((uint32_t)src[0]) >> shift & 255u) + 1] == n) continue;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    for (int64_t i = 0; i < n; i++) dst[count[((uint32_t)src[i]) >> shift & 255u]++] = src[i];
+    int32_t *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != a) memcpy(a, src, (size_t)n * sizeof(int32_t));
+}
+
+/* Allgather sparse rows: local CSR (nrows rows) -> global CSR of n rows on
+ * every rank. Collective. */
+static int allgather_csr(MPI_Comm comm, const int64_t *off, int64_t nrows,
+                         const int64_t *indptr, const int32_t *idx, const float *val,
+                         int64_t **g_indptr, int32_t **g_idx, float **g_val) {
+  int rank, size;
+  SLR_MPI(MPI_Comm_rank(comm, &rank));
+  SLR_MPI(MPI_Comm_size(comm, &size));
+  int64_t n = off[size];
+  int *rc_cnt = malloc((size_t)size * sizeof(int)), *rc_dsp = malloc((size_t)size * sizeof(int));
+  int64_t *lens = malloc((size_t)(n + 1) * sizeof(int64_t));
+  int64_t *nnz_q = malloc((size_t)size * sizeof(int64_t));
+  int rc = rc_cnt && rc_dsp && lens && nnz_q ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
+  rc = slr_agree(comm, rc);
+  if (rc) goto fail;
+  int64_t mynnz = indptr[nrows];
+  for (int q = 0; q < size; q++) {
+    rc_cnt[q] = (int)(off[q + 1] - off[q]);
+    rc_dsp[q] = (int)off[q];
+  }
+  int64_t *mylens = malloc((size_t)nrows * sizeof(int64_t) + 1);
+  if (!mylens) {
+    rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
+  } else {
+    for (int64_t r = 0; r < nrows; r++) mylens[r] = indptr[r + 1] - indptr[r];
+  }
+  rc = slr_agree(comm, rc);
+  if (!rc) {
+    int mrc = MPI_Allgatherv(mylens, (int)nrows, MPI_INT64_T, lens, rc_cnt, rc_dsp,
+                             MPI_INT64_T, comm);
+    if (mrc == MPI_SUCCESS)
+      mrc = MPI_Allgather(&mynnz, 1, MPI_INT64_T, nnz_q, 1, MPI_INT64_T, comm);
+    if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "MPI_Allgatherv (row lengths)", __FILE__, __LINE__);
+  }
+  free(mylens);
+  if (rc) goto fail;
+  int64_t total = 0;
+  for (int q = 0; q < size; q++) {
+    if (total + nnz_q[q] > INT32_MAX)
+      rc = SLR_FAIL(SLR_ERR, "sparse rows too large to share (%lld entries)",
+                    (long long)(total + nnz_q[q]));
+    rc_cnt[q] = (int)nnz_q[q];
+    rc_dsp[q] = (int)total;
+    total += nnz_q[q];
+  }
+  int64_t *gp = malloc((size_t)(n + 1) * sizeof(int64_t));
+  int32_t *gi = malloc((size_t)total * sizeof(int32_t) + 1);
+  float *gv = malloc((size_t)total * sizeof(float) + 1);
+  if (!rc && (!gp || !gi || !gv))
+    rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory sharing %lld sparse entries", (long long)total);
+  rc = slr_agree(comm, rc);
+  if (!rc) {
+    int mrc = MPI_Allgatherv(idx, (int)mynnz, MPI_INT32_T, gi, rc_cnt, rc_dsp, MPI_INT32_T, comm);
+    if (mrc == MPI_SUCCESS)
+      mrc = MPI_Allgatherv(val, (int)mynnz, MPI_FLOAT, gv, rc_cnt, rc_dsp, MPI_FLOAT, comm);
+    if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "MPI_Allgatherv (sparse rows)", __FILE__, __LINE__);
+  }
+  if (rc) {
+    free(gp);
+    free(gi);
+    free(gv);
+    goto fail;
+  }
+  gp[0] = 0;
+  for (int64_t r = 0; r < n; r++) gp[r + 1] = gp[r] + lens[r];
+  *g_indptr = gp;
+  *g_idx = gi;
+  *g_val = gv;
+fail:
+  free(rc_cnt);
+  free(rc_dsp);
+  free(lens);
+  free(nnz_q);
+  return rc;
+}
+
+/* Inner products of pairs (local row, global column) whose column rows may
+ * live on other ranks: the row blocks pass around the ring once. The pairs
+ * are in any order. Collective. */
+static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *off, int64_t npairs,
+                     const int32_t *prow, const int32_t *pcol, float *out) {
+  int rank, size;
+  SLR_MPI(MPI_Comm_rank(comm, &rank));
+  SLR_MPI(MPI_Comm_size(comm, &size));
+  int64_t nrows = off[rank + 1] - off[rank];
+  int64_t remote = 0;
+  for (int64_t p = 0; p < npairs; p++) remote += pcol[p] < off[rank] || pcol[p] >= off[rank + 1];
+  int64_t any = 0;
+  SLR_MPI(MPI_Allreduce(&remote, &any, 1, MPI_INT64_T, MPI_SUM, comm));
+  int steps = any ? size : 1;
+  int64_t maxrows = 0;
+  for (int q = 0; q < size; q++)
+    if (off[q + 1] - off[q] > maxrows) maxrows = off[q + 1] - off[q];
+  float *cur = NULL, *nxt = NULL;
+  int rc = 0;
+  if (steps > 1) {
+    cur = malloc((size_t)(maxrows * d) * sizeof(float) + 1);
+    nxt = malloc((size_t)(maxrows * d) * sizeof(float) + 1);
+    if (!cur || !nxt) rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory (ring buffers)");
+    else memcpy(cur, x, (size_t)(nrows * d) * sizeof(float));
+  }
+  rc = slr_agree(comm, rc);
+  const float *blk = x;
+  for (int t = 0; t < steps && !rc; t++) {
+    int q = (rank + t) % size;
+    for (int64_t p = 0; p < npairs; p++) {
+      if (pcol[p] < off[q] || pcol[p] >= off[q + 1]) continue;
+      const float *a = x + (int64_t)prow[p] * d, *b = blk + (pcol[p] - off[q]) * d;
+      float s = 0.0f;
+      for (int64_t j = 0; j < d; j++) s += a[j] * b[j];
+      out[p] = s;
+    }
+    if (t + 1 == steps) break;
+    int get = (rank + t + 1) % size;
+    int left = (rank - 1 + size) % size, right = (rank + 1) % size;
+    int mrc = MPI_Sendrecv(t == 0 ? x : cur, (int)((off[q + 1] - off[q]) * d), MPI_FLOAT, left,
+                           400 + t, nxt, (int)((off[get + 1] - off[get]) * d), MPI_FLOAT, right,
+                           400 + t, comm, MPI_STATUS_IGNORE);
+    if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "ring shift (Jaccard)", __FILE__, __LINE__);
+    float *tmp = cur;
+    cur = nxt;
+    nxt = tmp;
+    blk = cur;
+  }
+  free(cur);
+  free(nxt);
+  return slr_agree(comm, rc);
+}
+
+/* R(i, k): the j among the first w neighbours of i that have i among their
+ * first w neighbours, in i's order; returns the count. */
+static int k_reciprocal(const int32_t *all, int k1, int64_t i, int w, int32_t *outv) {
+  const int32_t *fi = all + i * k1;
+  int m = 0;
+  for (int a = 0; a < w; a++) {
+    int32_t j = fi[a];
+    const int32_t *fj = all + (int64_t)j * k1;
+    for (int b = 0; b < w; b++)
+      if (fj[b] == (int32_t)i) {
+        outv[m++] = j;
+        break;
+      }
+  }
+  return m;
+}
+
+int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn, int k1,
+                        int k2, double max_dist, slr_sparse *out) {
+  int rank, size;
+  SLR_MPI(MPI_Comm_rank(comm, &rank));
+  SLR_MPI(MPI_Comm_size(comm, &size));
+  memset(out, 0, sizeof *out);
+  int64_t n = knn->n, nrows = knn->nrows, row0 = knn->row0;
+  int rc = 0;
+  if (k1 < 1 || k1 > knn->k || k1 > n)
+    rc = SLR_FAIL(SLR_ERR, "Jaccard: k1 = %d must be in 1..min(n = %lld, kNN k = %d)", k1,
+                  (long long)n, knn->k);
+  else if (k2 < 1 || k2 > k1)
+    rc = SLR_FAIL(SLR_ERR, "Jaccard: k2 = %d must be in 1..k1 = %d", k2, k1);
+  SLR_TRY(slr_agree(comm, rc));
+  int64_t *off = NULL;
+  SLR_TRY(slr_block_layout(comm, nrows, n, &off));
+  if (off[rank] != row0) {
+    free(off);
+    return slr_agree(comm, SLR_FAIL(SLR_ERR, "Jaccard: kNN rows do not match the row blocks"));
+  }
+
+  /* all kNN lists, the first k1 columns */
+  int32_t *all = malloc((size_t)(n * k1) * sizeof(int32_t));
+  int32_t *mine = malloc((size_t)(nrows * k1) * sizeof(int32_t) + 1);
+  int *cnt = malloc((size_t)size * sizeof(int)), *dsp = malloc((size_t)size * sizeof(int));
+  int64_t *vp = NULL, *gvp = NULL, *qp = NULL, *gqp = NULL, *cp = NULL;
+  int32_t *gvi = NULL, *gqi = NULL, *ci = NULL, *prow = NULL, *pcol = NULL, *rk = NULL,
+          *rh = NULL, *rhn = NULL, *eset = NULL, *mark = NULL, *sortbuf = NULL;
+  float *gvv = NULL, *gqv = NULL, *cv = NULL, *psim = NULL;
+  double *acc = NULL;
+  entries V = {0}, Q = {0}, J = {0};
+  int64_t *jp = NULL;
+  rc = all && mine && cnt && dsp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (kNN lists)");
+  rc = slr_agree(comm, rc);
+  if (rc) goto done;
+  for (int64_t r = 0; r < nrows; r++)
+    memcpy(mine + r * k1, knn->idx + r * knn->k, (size_t)k1 * sizeof(int32_t));
+  for (int q = 0; q < size; q++) {
+    cnt[q] = (int)((off[q + 1] - off[q]) * k1);
+    dsp[q] = (int)(off[q] * k1);
+  }
+  {
+    int mrc = MPI_Allgatherv(mine, (int)(nrows * k1), MPI_INT32_T, all, cnt, dsp, MPI_INT32_T, comm);
+    if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "MPI_Allgatherv (kNN lists)", __FILE__, __LINE__);
+  }
+  rc = slr_agree(comm, rc);
+  if (rc) goto done;
+
+  /* k-reciprocal sets of the half size, for every row (np.around: half to even) */
+  int kh = (int)rint(k1 / 2.0);
+  int wk = k1, wh = kh + 1 < k1 ? kh + 1 : k1;
+  rh = malloc((size_t)(n * wh) * sizeof(int32_t) + 1);
+  rhn = malloc((size_t)n * sizeof(int32_t) + 1);
+  rk = malloc((size_t)k1 * sizeof(int32_t));
+  eset = malloc((size_t)(k1 + k1 * wh) * sizeof(int32_t));
+  mark = calloc((size_t)n + 1, sizeof(int32_t));
+  sortbuf = malloc((size_t)(n + k1 + k1 * wh) * sizeof(int32_t));
+  vp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
+  if (!rh || !rhn || !rk || !eset || !mark || !sortbuf || !vp)
+    rc = SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (reciprocal sets)");
+  rc = slr_agree(comm, rc);
+  if (rc) goto done;
+  for (int64_t i = 0; i < n; i++) rhn[i] = k_reciprocal(all, k1, i, wh, rh + i * wh);
+
+  /* expanded sets of my rows; V's support, weights found below */
+  vp[0] = 0;
+  for (int64_t r = 0; r < nrows && !rc; r++) {
+    int64_t i = row0 + r;
+    int nk = k_reciprocal(all, k1, i, wk, rk);
+    int ne = 0;
+    for (int a = 0; a < nk; a++) eset[ne++] = rk[a];
+    /* membership of R(i, k1), marked with a stamp */
+    for (int a = 0; a < nk; a++) mark[rk[a]] = (int32_t)(r + 1);
+    for (int a = 0; a < nk; a++) {
+      int32_t c = rk[a];
+      const int32_t *rc_set = rh + (int64_t)c * wh;
+      int nc = rhn[c], inter = 0;
+      for (int b = 0; b < nc; b++) inter += mark[rc_set[b]] == (int32_t)(r + 1);
+      if ((double)inter > 2.0 / 3.0 * (double)nc)
+        for (int b = 0; b < nc; b++) eset[ne++] = rc_set[b];
+    }
+    for (int a = 0; a < nk; a++) mark[rk[a]] = 0;
+    sort_keys(eset, ne, sortbuf);
+    int m = 0;
+    for (int a = 0; a < ne; a++)
+      if (m == 0 || eset[a] != eset[m - 1]) eset[m++] = eset[a];
+    rc = entries_reserve(&V, m);
+    if (rc) break;
+    for (int a = 0; a < m; a++) {
+      V.i[V.n + a] = eset[a];
+      V.v[V.n + a] = NAN;
+    }
+    /* similarities already known from the kNN list */
+    const int32_t *ki = knn->idx + r * knn->k;
+    const float *ks = knn->sim + r * knn->k;
+    for (int q = 0; q < knn->k; q++) {
+      int32_t *hit = bsearch(&ki[q], V.i + V.n, (size_t)m, sizeof(int32_t), cmp_i32);
+      if (hit) V.v[hit - V.i] = ks[q];
+    }
+    V.n += m;
+    vp[r + 1] = V.n;
+  }
+  rc = slr_agree(comm, rc);
+  if (rc) goto done;
+
+  /* the remaining similarities, then the softmax weights per row */
+  {
+    int64_t np = 0;
+    for (int64_t e = 0; e < V.n; e++) np += isnan(V.v[e]);
+    prow = malloc((size_t)np * sizeof(int32_t) + 1);
+    pcol = malloc((size_t)np * sizeof(int32_t) + 1);
+    psim = malloc((size_t)np * sizeof(float) + 1);
+    rc = prow && pcol && psim ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+    rc = slr_agree(comm, rc);
+    if (rc) goto done;
+    np = 0;
+    for (int64_t r = 0; r < nrows; r++)
+      for (int64_t e = vp[r]; e < vp[r + 1]; e++)
+        if (isnan(V.v[e])) {
+          prow[np] = (int32_t)r;
+          pcol[np++] = V.i[e];
+        }
+    rc = ring_dots(comm, x, d, off, np, prow, pcol, psim);
+    if (rc) goto done;
+    np = 0;
+    for (int64_t e = 0; e < V.n; e++)
+      if (isnan(V.v[e])) V.v[e] = psim[np++];
+    for (int64_t r = 0; r < nrows; r++) {
+      double mx = -INFINITY, s = 0.0;
+      for (int64_t e = vp[r]; e < vp[r + 1]; e++) {
+        double neg = -(2.0 - 2.0 * (double)V.v[e]);
+        if (neg > mx) mx = neg;
+      }
+      for (int64_t e = vp[r]; e < vp[r + 1]; e++) s += exp(-(2.0 - 2.0 * (double)V.v[e]) - mx);
+      for (int64_t e = vp[r]; e < vp[r + 1]; e++)
+        V.v[e] = (float)(exp(-(2.0 - 2.0 * (double)V.v[e]) - mx) / s);
+    }
+  }
+
+  /* share V; query expansion of my rows: mean of V over rank[i, :k2] */
+  rc = allgather_csr(comm, off, nrows, vp, V.i, V.v, &gvp, &gvi, &gvv);
+  if (rc) goto done;
+  free(V.i);
+  free(V.v);
+  memset(&V, 0, sizeof V);
+  acc = calloc((size_t)n + 1, sizeof(double));
+  qp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
+  rc = acc && qp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+  rc = slr_agree(comm, rc);
+  if (rc) goto done;
+  qp[0] = 0;
+  for (int64_t r = 0; r < nrows && !rc; r++) {
+    int64_t i = row0 + r;
+    if (k2 == 1) {
+      int64_t len = gvp[i + 1] - gvp[i];
+      rc = entries_reserve(&Q, len);
+      if (rc) break;
+      memcpy(Q.i + Q.n, gvi + gvp[i], (size_t)len * sizeof(int32_t));
+      memcpy(Q.v + Q.n, gvv + gvp[i], (size_t)len * sizeof(float));
+      Q.n += len;
+    } else {
+      int64_t start = Q.n;
+      for (int q = 0; q < k2 && !rc; q++) {
+        int64_t j = all[i * k1 + q];
+        for (int64_t e = gvp[j]; e < gvp[j + 1]; e++) {
+          int32_t c = gvi[e];
+          if (acc[c] == 0.0) {
+            rc = entries_reserve(&Q, 1);
+            if (rc) break;
+            Q.i[Q.n++] = c;
+          }
+          acc[c] += (double)gvv[e];
+        }
+      }
+      if (rc) break;
+      sort_keys(Q.i + start, Q.n - start, sortbuf);
+      for (int64_t e = start; e < Q.n; e++) {
+        Q.v[e] = (float)(acc[Q.i[e]] / k2);
+        acc[Q.i[e]] = 0.0;
+      }
+    }
+    qp[r + 1] = Q.n;
+  }
+  rc = slr_agree(comm, rc);
+  if (rc) goto done;
+  free(gvp);
+  free(gvi);
+  free(gvv);
+  gvp = NULL;
+  gvi = NULL;
+  gvv = NULL;
+
+  /* share the expanded rows; inverted lists (columns) */
+  rc = allgather_csr(comm, off, nrows, qp, Q.i, Q.v, &gqp, &gqi, &gqv);
+  if (rc) goto done;
+  {
+    int64_t nnz = gqp[n];
+    cp = calloc((size_t)(n + 1), sizeof(int64_t));
+    ci = malloc((size_t)nnz * sizeof(int32_t) + 1);
+    cv = malloc((size_t)nnz * sizeof(float) + 1);
+    rc = cp && ci && cv ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (inverted lists)");
+    rc = slr_agree(comm, rc);
+    if (rc) goto done;
+    for (int64_t e = 0; e < nnz; e++) cp[gqi[e] + 1]++;
+    for (int64_t c = 0; c < n; c++) cp[c + 1] += cp[c];
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t e = gqp[j]; e < gqp[j + 1]; e++) {
+        int64_t c = gqi[e];
+        int64_t at = cp[c]++;
+        ci[at] = (int32_t)j;
+        cv[at] = gqv[e];
+      }
+    for (int64_t c = n; c > 0; c--) cp[c] = cp[c - 1];
+    cp[0] = 0;
+  }
+
+  /* Jaccard distances of my rows */
+  jp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
+  int32_t *touched = malloc((size_t)n * sizeof(int32_t) + 1);
+  rc = jp && touched ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+  rc = slr_agree(comm, rc);
+  if (rc) {
+    free(touched);
+    goto done;
+  }
+  jp[0] = 0;
+  for (int64_t r = 0; r < nrows && !rc; r++) {
+    int64_t i = row0 + r;
+    int64_t nt = 0;
+    for (int64_t e = gqp[i]; e < gqp[i + 1]; e++) {
+      int32_t c = gqi[e];
+      double vi = gqv[e];
+      for (int64_t f = cp[c]; f < cp[c + 1]; f++) {
+        int32_t j = ci[f];
+        double vj = cv[f];
+        if (acc[j] == 0.0) touched[nt++] = j;
+        acc[j] += vi < vj ? vi : vj;
+      }
+    }
+    sort_keys(touched, nt, sortbuf);
+    rc = entries_reserve(&J, nt);
+    if (rc) break;
+    for (int64_t a = 0; a < nt; a++) {
+      int32_t j = touched[a];
+      double s = acc[j];
+      acc[j] = 0.0;
+      double dj = 1.0 - s / (2.0 - s);
+      if (dj < 0.0) dj = 0.0;
+      if (dj <= max_dist) {
+        J.i[J.n] = j;
+        J.v[J.n++] = (float)dj;
+      }
+    }
+    jp[r + 1] = J.n;
+  }
+  free(touched);
+  rc = slr_agree(comm, rc);
+  if (rc) goto done;
+  out->n = n;
+  out->row0 = row0;
+  out->nrows = nrows;
+  out->indptr = jp;
+  out->indices = J.i;
+  out->values = J.v;
+  jp = NULL;
+  memset(&J, 0, sizeof J);
+
+done:
+  free(off);
+  free(all);
+  free(mine);
+  free(cnt);
+  free(dsp);
+  free(rh);
+  free(rhn);
+  free(rk);
+  free(eset);
+  free(mark);
+  free(sortbuf);
+  free(vp);
+  free(V.i);
+  free(V.v);
+  free(prow);
+  free(pcol);
+  free(psim);
+  free(gvp);
+  free(gvi);
+  free(gvv);
+  free(acc);
+  free(qp);
+  free(Q.i);
+  free(Q.v);
+  free(gqp);
+  free(gqi);
+  free(gqv);
+  free(cp);
+  free(ci);
+  free(cv);
+  free(jp);
+  free(J.i);
+  free(J.v);
+  return rc;
+}
