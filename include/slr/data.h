@@ -113,6 +113,12 @@ int slr_transform_from_config(slr_transform *t, const slr_data_cfg *cfg);
  * the random draws of rng (train) or none (train = 0). Local. */
 void slr_transform_apply(const slr_transform *t, const slr_image *resized, int train,
                          slr_rng *rng, float *out);
+/* The same with the draws given: flip (0/1), crop offset (top, left) into
+ * the padded image, and an erased box (erase_h = 0 for none) at (erase_y,
+ * erase_x) of size erase_h x erase_w. Local. */
+void slr_transform_apply_fixed(const slr_transform *t, const slr_image *resized, int flip,
+                               int top, int left, int erase_y, int erase_x, int erase_h,
+                               int erase_w, float *out);
 /* The random stream of one sample of a batch: keyed by (seed, epoch, step,
  * position in the global batch). Local. */
 void slr_sample_rng(slr_rng *rng, uint64_t seed, int64_t epoch, int64_t step, int64_t pos);
