@@ -77,7 +77,8 @@ int slr_image_alloc(slr_image *im, int h, int w);
  * corrupt or truncated file is SLR_ERR_INPUT naming the file. Local. */
 int slr_image_read(const char *path, slr_image *im);
 int slr_image_decode(const uint8_t *buf, size_t len, const char *name, slr_image *im);
-/* Encoders (for slr synth and previews). Local. */
+/* Encoders to memory (*buf malloc'ed) and to files (atomically). Local. */
+int slr_image_encode_jpeg(const slr_image *im, int quality, uint8_t **buf, size_t *len);
 int slr_image_write_jpeg(const char *path, const slr_image *im, int quality);
 int slr_image_write_png(const char *path, const slr_image *im);
 
@@ -193,6 +194,12 @@ void slr_batch_slice(int64_t global, int rank, int size, int64_t *pos0, int64_t 
 /* Sequential sharding for feature extraction: each of n images exactly once
  * over all ranks, in order; rank r owns [first, first + count). Local. */
 void slr_seq_shard(int64_t n, int rank, int size, int64_t *first, int64_t *count);
+
+/* Decode every image of a split, each rank its sequential shard. A bad file
+ * stops with SLR_ERR_INPUT naming it (agreed, so no rank hangs), or with
+ * skip_corrupt a warning per file; *bad gets the total over ranks.
+ * Collective on comm. */
+int slr_split_check(const slr_split *s, int skip_corrupt, MPI_Comm comm, int64_t *bad);
 
 /* ---- prefetching loader --------------------------------------------------------- */
 

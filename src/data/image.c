@@ -128,7 +128,7 @@ static int decode_jpeg(const uint8_t *buf, size_t len, const char *name, slr_ima
   return 0;
 }
 
-int slr_image_write_jpeg(const char *path, const slr_image *im, int quality) {
+int slr_image_encode_jpeg(const slr_image *im, int quality, uint8_t **buf, size_t *len) {
   struct jpeg_compress_struct cinfo;
   jpeg_err jerr;
   memset(&jerr, 0, sizeof jerr);
@@ -139,7 +139,7 @@ int slr_image_write_jpeg(const char *path, const slr_image *im, int quality) {
   if (setjmp(jerr.jump)) {
     jpeg_destroy_compress(&cinfo);
     free(mem);
-    return SLR_FAIL(SLR_ERR, "cannot encode %s: %s", path, jerr.msg);
+    return SLR_FAIL(SLR_ERR, "cannot encode a JPEG image: %s", jerr.msg);
   }
   jpeg_create_compress(&cinfo);
   jpeg_mem_dest(&cinfo, &mem, &memlen);
@@ -156,7 +156,16 @@ int slr_image_write_jpeg(const char *path, const slr_image *im, int quality) {
   }
   jpeg_finish_compress(&cinfo);
   jpeg_destroy_compress(&cinfo);
-  int rc = slr_write_file_atomic(path, mem, memlen);
+  *buf = mem;
+  *len = memlen;
+  return 0;
+}
+
+int slr_image_write_jpeg(const char *path, const slr_image *im, int quality) {
+  uint8_t *mem = NULL;
+  size_t len = 0;
+  SLR_TRY(slr_image_encode_jpeg(im, quality, &mem, &len));
+  int rc = slr_write_file_atomic(path, mem, len);
   free(mem);
   return rc;
 }
