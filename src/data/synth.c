@@ -189,7 +189,8 @@ typedef struct {
   int w, h;
   float *px; /* (h, w, 3) */
   int real;
-  uint64_t tex_seed;
+  int tw, th;         /* output size */
+  float *fine, *coarse; /* (th, tw) texture noise in [-1, 1], cells of 1 and 3 output pixels */
 } canvas;
 
 /* smooth value noise in [-1, 1] on a lattice of `cell` pixels */
@@ -213,6 +214,14 @@ static float value_noise(uint64_t seed, float x, float y, float cell) {
   float c = hash01(seed, x0, y0 + 1), e = hash01(seed, x0 + 1, y0 + 1);
   float v = (a + (b - a) * tx) * (1 - ty) + (c + (e - c) * tx) * ty;
   return 2.0f * v - 1.0f;
+}
+
+/* The fabric texture at canvas pixel (x, y): the image's noise maps,
+ * shifted by the surface's key so that surfaces do not share a pattern. */
+static float tex_at(const canvas *cv, float x, float y, uint64_t key) {
+  int tx = ((int)x / SS + (int)(key % 7)) % cv->tw, ty = ((int)y / SS + (int)(key / 7 % 7)) % cv->th;
+  size_t i = (size_t)ty * (size_t)cv->tw + (size_t)tx;
+  return 0.6f * cv->coarse[i] + 0.4f * cv->fine[i];
 }
 
 /* A surface: colours, a pattern in figure units, shading across the shape. */
@@ -246,8 +255,7 @@ static rgb paint_at(const canvas *cv, const paint *p, float x, float y, float sh
   }
   float s = 1.0f - shade;
   if (p->tex > 0) {
-    float n = 0.6f * value_noise(p->tex_key, x, y, 3.0f * SS) + 0.4f * value_noise(p->tex_key + 1, x, y, 1.0f * SS);
-    s *= 1.0f + p->tex * n;
+    s *= 1.0f + p->tex * tex_at(cv, x, y, p->tex_key);
   }
   return scale_rgb(c, s);
 }
@@ -541,9 +549,8 @@ static void draw_background(const slr_synth_opts *o, canvas *cv, const camera *c
         c = scale_rgb(cam->floor, 0.9f + 0.2f * t);
       }
       if (cv->real) {
-        float n = value_noise(key, (float)x, (float)y, 6.0f * SS) * 0.08f +
-                  value_noise(key + 7, (float)x, (float)y, 1.5f * SS) * 0.05f;
-        c = scale_rgb(c, 1.0f + n);
+        size_t i = (size_t)(y / SS) * (size_t)cv->tw + (size_t)(x / SS);
+        c = scale_rgb(c, 1.0f + 0.08f * cv->coarse[i] + 0.05f * cv->fine[i]);
       }
       put(cv, x, y, c);
     }
@@ -664,9 +671,21 @@ int slr_synth_render(const slr_synth_opts *o, int id, int cam_id, int shot, slr_
   cv.w = o->width * SS;
   cv.h = o->height * SS;
   cv.real = o->style == SLR_STYLE_REALISTIC;
-  cv.tex_seed = o->seed;
+  cv.tw = o->width;
+  cv.th = o->height;
   SLR_ALLOC(cv.px, (size_t)cv.w * cv.h * 3 * sizeof(float));
+  cv.fine = malloc((size_t)cv.tw * cv.th * 2 * sizeof(float));
+  if (!cv.fine) {
+    free(cv.px);
+    return SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
+  }
+  cv.coarse = cv.fine + (size_t)cv.tw * cv.th;
   uint64_t key = slr_rng_u64(&r);
+  for (int y = 0; y < cv.th; y++)
+    for (int x = 0; x < cv.tw; x++) {
+      cv.fine[(size_t)y * cv.tw + x] = value_noise(key, (float)x, (float)y, 1.0f);
+      cv.coarse[(size_t)y * cv.tw + x] = value_noise(key + 1, (float)x, (float)y, 3.0f);
+    }
   draw_background(o, &cv, &cam, &r, key);
   pose po;
   float u = slr_rng_uniform(&r);
@@ -687,6 +706,7 @@ int slr_synth_render(const slr_synth_opts *o, int id, int cam_id, int shot, slr_
   if (rc) {
     free(out);
     free(cv.px);
+    free(cv.fine);
     return rc;
   }
   for (int y = 0; y < o->height; y++)
@@ -699,6 +719,7 @@ int slr_synth_render(const slr_synth_opts *o, int id, int cam_id, int shot, slr_
         out[((size_t)y * o->width + x) * 3 + c] = a / (SS * SS);
       }
   free(cv.px);
+  free(cv.fine);
   blur(out, o->height, o->width, cam.blur * (1.0f + unif(&r, -0.3f, 0.3f)) * o->height / 128.0f * 1.5f);
   float gain = cam.gain * (1.0f + unif(&r, -0.08f, 0.08f) * (0.5f + d));
   slr_rng nr;
