@@ -36,16 +36,25 @@ static inline float *nn_get(const char *cs, const char *name, int64_t *n) {
   if (n) *n = cnt;
   return buf;
 }
-static inline int64_t *nn_get_i64(const char *cs, const char *name, int64_t *n) {
+static inline void *nn_get_typed(const char *cs, const char *name, slr_dtype type, int64_t *n) {
   char key[256];
   snprintf(key, sizeof key, "/%s/%s", cs, name);
   void *buf = NULL;
   int64_t cnt = 0;
-  int rc = slr_h5_read_all(&nn_fx, key, SLR_I64, &buf, &cnt);
+  int rc = slr_h5_read_all(&nn_fx, key, type, &buf, &cnt);
   if (rc) fprintf(stderr, "%s\n", slr_error_message());
   assert_int_equal(rc, 0);
   if (n) *n = cnt;
   return buf;
+}
+static inline int64_t *nn_get_i64(const char *cs, const char *name, int64_t *n) {
+  return nn_get_typed(cs, name, SLR_I64, n);
+}
+static inline int32_t *nn_get_i32(const char *cs, const char *name, int64_t *n) {
+  return nn_get_typed(cs, name, SLR_I32, n);
+}
+static inline double *nn_get_f64(const char *cs, const char *name, int64_t *n) {
+  return nn_get_typed(cs, name, SLR_F64, n);
 }
 
 /* max |got - want| <= tol * max(max |want|, floor) */
