@@ -62,6 +62,8 @@ typedef struct {
   float momentum;  /* 0.1, PyTorch's convention: new = (1-m) old + m batch */
   int training;    /* 1: batch statistics and running update; 0: running statistics */
   MPI_Comm comm;   /* MPI_COMM_NULL: local statistics; otherwise SyncBN over comm */
+  int ctot;        /* channels of the tensor the C channels sit in (0: C); the
+                      caller offsets the pointers to the first channel (IBN) */
 } slr_bn_dims;
 
 /* out (N, C, HW) = (inp - mu) * rstd * weight + bias, with mu and var the
@@ -287,6 +289,153 @@ typedef struct {
 
 /* The learning rate at t (epoch or iteration, as the caller counts). */
 double slr_lr_at(const slr_lr_schedule *s, int64_t t);
+
+/* ---- models: ResNet backbones with the Re-ID head --------------------------------
+ *
+ * torchvision's ResNet structure and state_dict names (conv1, bn1,
+ * layer1.0.conv1, ..., layerK.0.downsample.{0,1}), without the ImageNet fc;
+ * resnet50_ibn_a as IBN-Net (layers 1-3: bn1 of each block is
+ * bn1.IN (instance norm, first half of the channels) + bn1.BN). The head:
+ * pooling (avg or GeM with key pool.p), a BatchNorm1d neck with a frozen
+ * bias (neck.*), and an optional bias-free classifier (classifier.weight).
+ *
+ * Storage follows "one buffer per family": every trainable parameter in
+ * `params` (gradients in `grads`, same layout), running statistics in
+ * `buffers`, num_batches_tracked counters in `counts`; activations and their
+ * gradients in one block planned once by slr_model_plan(). */
+
+typedef enum {
+  SLR_ARCH_RESNET18 = 0,
+  SLR_ARCH_RESNET34,
+  SLR_ARCH_RESNET50,
+  SLR_ARCH_RESNET50_IBN_A,
+} slr_arch;
+
+typedef enum { SLR_POOL_AVG = 0, SLR_POOL_GEM = 1 } slr_pool_kind;
+
+typedef struct {
+  slr_arch arch;
+  int width;           /* channels of the stem: 64 in torchvision; smaller for tests */
+  int last_stride;     /* stride of layer4: 2 (torchvision) or 1 (Re-ID) */
+  slr_pool_kind pool;
+  int neck;            /* 1: BatchNorm1d neck with frozen bias after the pooling */
+  int num_classes;     /* > 0: classifier (num_classes, D) on the neck feature */
+  float gem_p;         /* initial GeM exponent, 3 */
+  float bn_momentum;   /* 0.1 */
+} slr_model_config;
+
+/* torchvision defaults: width 64, last stride 2, avg pooling, no neck. */
+void slr_model_config_default(slr_model_config *c, slr_arch arch);
+/* "resnet18", "resnet34", "resnet50", "resnet50_ibn_a". */
+int slr_arch_parse(const char *name, slr_arch *arch);
+const char *slr_arch_name(slr_arch arch);
+int slr_pool_parse(const char *name, slr_pool_kind *pool);
+
+typedef enum {
+  SLR_TENSOR_PARAM = 0,  /* in params / grads */
+  SLR_TENSOR_BUFFER = 1, /* in buffers (running_mean, running_var) */
+  SLR_TENSOR_COUNT = 2,  /* in counts (num_batches_tracked, int64, shape ()) */
+} slr_tensor_kind;
+
+typedef struct {
+  char name[96];       /* the state_dict key */
+  slr_tensor_kind kind;
+  int ndims;           /* PyTorch's shape; 0 for a scalar */
+  int64_t shape[4];
+  int64_t numel;
+  int64_t offset;      /* into params, buffers or counts */
+  int frozen;          /* a parameter that is not trained (neck.bias) */
+  int head;            /* belongs to the Re-ID head (pool., neck., classifier.) */
+} slr_tensor;
+
+struct slr_op;
+typedef struct {
+  int C, H, W;         /* per-sample shape */
+  float *data;         /* (N, C, H, W) */
+  float *grad;         /* (N, C, H, W) */
+} slr_slot;
+
+typedef struct {
+  slr_model_config cfg;
+  int feat_dim;        /* D: channels after layer4 */
+  slr_tensor *tensors;
+  int ntensors;
+  float *params;       /* (nparams) all trainable parameters */
+  float *grads;        /* (nparams) same layout */
+  int64_t nparams;
+  float *buffers;      /* (nbuffers) running statistics */
+  int64_t nbuffers;
+  int64_t *counts;     /* (ncounts) num_batches_tracked */
+  int ncounts;
+  struct slr_op *ops;
+  int nops;
+  slr_slot *slots;     /* slot 0 is the input image batch */
+  int nslots;
+  int pooled_slot, neck_slot, logits_slot;
+  int max_batch, in_h, in_w, with_grads; /* the plan */
+  void *block;         /* activations, their gradients, saved statistics */
+  size_t block_bytes;
+  float *scratch;      /* im2col of one image */
+  int batch;           /* N of the last forward */
+  int training;
+  MPI_Comm bn_comm;
+} slr_model;
+
+/* Build the model: tensors and operations, parameters initialised as
+ * torchvision does (Kaiming normal fan_out for convolutions, BN weight 1
+ * bias 0, running var 1; classifier normal std 0.001; GeM p = gem_p) from
+ * slr_rng keyed by (seed, tensor index). Local. */
+int slr_model_init(slr_model *m, const slr_model_config *cfg, uint64_t seed);
+void slr_model_free(slr_model *m);
+/* Allocate activations for batches up to max_batch images of H x W, with
+ * their gradients when with_grads (training). Replaces an earlier plan. Local. */
+int slr_model_plan(slr_model *m, int max_batch, int H, int W, int with_grads);
+/* Bytes of the activation block of the current plan. */
+size_t slr_model_activation_bytes(const slr_model *m);
+
+/* Forward pass: images (N, 3, H, W) with N <= max_batch. training: batch
+ * statistics and running-statistics update (SyncBN over bn_comm when it is
+ * not MPI_COMM_NULL); otherwise evaluation. Afterwards slr_model_pooled /
+ * slr_model_neck / slr_model_logits point at (N, D), (N, D), (N, K).
+ * Collective on bn_comm when training with it set. */
+int slr_model_forward(slr_model *m, const float *images, int N, int training, MPI_Comm bn_comm);
+const float *slr_model_pooled(const slr_model *m); /* (N, D) */
+const float *slr_model_neck(const slr_model *m);   /* (N, D); the pooled feature without neck */
+const float *slr_model_logits(const slr_model *m); /* (N, K) or NULL */
+/* Backward pass after a training forward: gradients of the loss with
+ * respect to the pooled feature (N, D), the neck feature (N, D) and the
+ * logits (N, K), any of them NULL; parameter gradients ACCUMULATE into
+ * m->grads (slr_model_zero_grad first). Collective on the bn_comm of the
+ * forward. */
+int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
+                       const float *dlogits);
+void slr_model_zero_grad(slr_model *m);
+/* The state_dict key, or NULL. */
+const slr_tensor *slr_model_find(const slr_model *m, const char *name);
+/* Parameter groups for the optimizer: one per parameter tensor, frozen
+ * ones with lr_mult 0. *groups is malloc'ed. */
+int slr_model_param_groups(const slr_model *m, slr_param_group **groups, int *ngroups);
+
+/* ---- weights (HDF5, PyTorch's names) ----------------------------------------------
+ * One dataset per state_dict key under /model with PyTorch's shape:
+ * /model/conv1.weight (OC, C, KH, KW) float32, /model/bn1.running_mean (C),
+ * /model/bn1.num_batches_tracked int64 scalar, /model/pool.p (1),
+ * /model/neck.weight ... Root attributes slr_format = "weights", version 1
+ * (tools/torch2h5.py writes the same; files without the tag are accepted). */
+
+enum {
+  /* keys of the Re-ID head (pool., neck., classifier.) may be missing from
+   * the file (ImageNet backbone weights); they keep their initial values */
+  SLR_LOAD_BACKBONE_ONLY = 1,
+};
+/* Read every tensor of the model from the file. A missing key or a shape
+ * that differs stops with an error naming the key and both shapes; keys
+ * the model does not have (fc.*) are ignored. Collective on comm (every
+ * rank reads the whole model). */
+int slr_model_load(slr_model *m, MPI_Comm comm, const char *path, unsigned flags);
+/* Write the model (rank 0's values) to path (via path.tmp and rename).
+ * Collective on comm. */
+int slr_model_save(const slr_model *m, MPI_Comm comm, const char *path);
 
 #ifdef __cplusplus
 }

@@ -20,7 +20,7 @@ static int allreduce_sum(double *buf, int n, MPI_Comm comm) {
 int slr_batchnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                           const float *weight, const float *bias, float *running_mean,
                           float *running_var, int64_t *num_batches, const slr_bn_dims *d) {
-  const int C = d->C, N = d->N, HW = d->HW;
+  const int C = d->C, N = d->N, HW = d->HW, CT = d->ctot > 0 ? d->ctot : d->C;
   if (d->training) {
     /* two passes (sum, then centred squares), each reduced over ranks:
      * (C) sums then (C) squared deviations, plus the count */
@@ -31,7 +31,7 @@ int slr_batchnorm_forward(float *out, float *mean, float *rstd, const float *inp
     for (int c = 0; c < C; c++) {
       double s = 0;
       for (int n = 0; n < N; n++) {
-        const float *x = inp + ((int64_t)n * C + c) * HW;
+        const float *x = inp + ((int64_t)n * CT + c) * HW;
         for (int i = 0; i < HW; i++) s += x[i];
       }
       s1[c] = s;
@@ -52,7 +52,7 @@ int slr_batchnorm_forward(float *out, float *mean, float *rstd, const float *inp
     for (int c = 0; c < C; c++) {
       double mu = s1[c] / cnt, s = 0;
       for (int n = 0; n < N; n++) {
-        const float *x = inp + ((int64_t)n * C + c) * HW;
+        const float *x = inp + ((int64_t)n * CT + c) * HW;
         for (int i = 0; i < HW; i++) s += ((double)x[i] - mu) * ((double)x[i] - mu);
       }
       s2[c] = s;
@@ -85,8 +85,8 @@ int slr_batchnorm_forward(float *out, float *mean, float *rstd, const float *inp
     for (int c = 0; c < C; c++) {
       float sc = rstd[c] * (weight ? weight[c] : 1.0f);
       float sh = (bias ? bias[c] : 0.0f) - mean[c] * sc;
-      const float *x = inp + ((int64_t)n * C + c) * HW;
-      float *y = out + ((int64_t)n * C + c) * HW;
+      const float *x = inp + ((int64_t)n * CT + c) * HW;
+      float *y = out + ((int64_t)n * CT + c) * HW;
       for (int i = 0; i < HW; i++) y[i] = x[i] * sc + sh;
     }
   return 0;
@@ -95,7 +95,7 @@ int slr_batchnorm_forward(float *out, float *mean, float *rstd, const float *inp
 int slr_batchnorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                            const float *inp, const float *weight, const float *mean,
                            const float *rstd, const slr_bn_dims *d) {
-  const int C = d->C, N = d->N, HW = d->HW;
+  const int C = d->C, N = d->N, HW = d->HW, CT = d->ctot > 0 ? d->ctot : d->C;
   double *acc;
   SLR_ALLOC(acc, sizeof(double) * (size_t)(2 * C + 1));
   double *sdy = acc, *sdyx = acc + C;
@@ -103,8 +103,8 @@ int slr_batchnorm_backward(float *dinp, float *dweight, float *dbias, const floa
   for (int c = 0; c < C; c++) {
     double a = 0, b = 0, mu = mean[c];
     for (int n = 0; n < N; n++) {
-      const float *x = inp + ((int64_t)n * C + c) * HW;
-      const float *dy = dout + ((int64_t)n * C + c) * HW;
+      const float *x = inp + ((int64_t)n * CT + c) * HW;
+      const float *dy = dout + ((int64_t)n * CT + c) * HW;
       for (int i = 0; i < HW; i++) {
         a += dy[i];
         b += dy[i] * ((double)x[i] - mu);
@@ -131,9 +131,9 @@ int slr_batchnorm_backward(float *dinp, float *dweight, float *dbias, const floa
     for (int n = 0; n < N; n++)
       for (int c = 0; c < C; c++) {
         double g = (weight ? weight[c] : 1.0) * rstd[c];
-        const float *x = inp + ((int64_t)n * C + c) * HW;
-        const float *dy = dout + ((int64_t)n * C + c) * HW;
-        float *dx = dinp + ((int64_t)n * C + c) * HW;
+        const float *x = inp + ((int64_t)n * CT + c) * HW;
+        const float *dy = dout + ((int64_t)n * CT + c) * HW;
+        float *dx = dinp + ((int64_t)n * CT + c) * HW;
         if (d->training) {
           double a = sdy[c] / cnt, b = sdyx[c] / cnt, mu = mean[c], r = rstd[c];
           for (int i = 0; i < HW; i++)

@@ -25,20 +25,10 @@ static inline void nn_fixture_open(const char *name) {
 static inline void nn_fixture_close(void) { slr_h5_close(&nn_fx); }
 
 /* float32 copy of dataset case/name (malloc'ed); *n gets the count */
-static inline float *nn_get(const char *cs, const char *name, int64_t *n) {
-  char key[256];
-  snprintf(key, sizeof key, "/%s/%s", cs, name);
-  void *buf = NULL;
-  int64_t cnt = 0;
-  int rc = slr_h5_read_all(&nn_fx, key, SLR_F32, &buf, &cnt);
-  if (rc) fprintf(stderr, "%s\n", slr_error_message());
-  assert_int_equal(rc, 0);
-  if (n) *n = cnt;
-  return buf;
-}
 static inline void *nn_get_typed(const char *cs, const char *name, slr_dtype type, int64_t *n) {
   char key[256];
-  snprintf(key, sizeof key, "/%s/%s", cs, name);
+  if (*cs) snprintf(key, sizeof key, "/%s/%s", cs, name);
+  else snprintf(key, sizeof key, "/%s", name);
   void *buf = NULL;
   int64_t cnt = 0;
   int rc = slr_h5_read_all(&nn_fx, key, type, &buf, &cnt);
@@ -46,6 +36,10 @@ static inline void *nn_get_typed(const char *cs, const char *name, slr_dtype typ
   assert_int_equal(rc, 0);
   if (n) *n = cnt;
   return buf;
+}
+/* float32 copy of dataset /case/name ("" case: /name), malloc'ed; *n gets the count */
+static inline float *nn_get(const char *cs, const char *name, int64_t *n) {
+  return nn_get_typed(cs, name, SLR_F32, n);
 }
 static inline int64_t *nn_get_i64(const char *cs, const char *name, int64_t *n) {
   return nn_get_typed(cs, name, SLR_I64, n);
@@ -58,9 +52,9 @@ static inline double *nn_get_f64(const char *cs, const char *name, int64_t *n) {
 }
 
 /* max |got - want| <= tol * max(max |want|, floor) */
-static inline int nn_close(const char *what, const float *got, const float *want, int64_t n,
-                           double tol) {
-  double scale = 1e-6, err = 0;
+static inline int nn_close_floor(const char *what, const float *got, const float *want, int64_t n,
+                                 double tol, double floor) {
+  double scale = floor, err = 0;
   int64_t at = 0;
   for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
   for (int64_t i = 0; i < n; i++) {
@@ -72,6 +66,11 @@ static inline int nn_close(const char *what, const float *got, const float *want
     fprintf(stderr, "%s: max error %.3g at %lld (got %.7g want %.7g), scale %.3g\n", what, err,
             (long long)at, got[at], want[at], scale);
   return ok;
+}
+
+static inline int nn_close(const char *what, const float *got, const float *want, int64_t n,
+                           double tol) {
+  return nn_close_floor(what, got, want, n, tol, 1e-6);
 }
 
 static inline float *nn_zeros(int64_t n) {

@@ -75,81 +75,87 @@ def cm_update(mem, feats, targets, mom, hard):
     return mem
 
 
-with h5py.File(OUT, "w") as f:
-    # cross-entropy: labels with smoothing 0 and 0.1, soft targets
-    N, K = 6, 5
-    for i, eps in enumerate([0.0, 0.1]):
+def main():
+    torch.manual_seed(4321)
+    with h5py.File(OUT, "w") as f:
+        # cross-entropy: labels with smoothing 0 and 0.1, soft targets
+        N, K = 6, 5
+        for i, eps in enumerate([0.0, 0.1]):
+            z = f32(N, K).mul(2).requires_grad_(True)
+            lab = torch.randint(0, K, (N,))
+            loss = F.cross_entropy(z, lab, label_smoothing=eps)
+            (gz,) = torch.autograd.grad(loss, z)
+            store(f, "xent%d" % i, [N, K], [eps], dict(z=z.float(), labels=lab.int(), loss=loss, dz=gz))
         z = f32(N, K).mul(2).requires_grad_(True)
-        lab = torch.randint(0, K, (N,))
-        loss = F.cross_entropy(z, lab, label_smoothing=eps)
+        t = torch.softmax(f32(N, K) * 3, 1).float().double()
+        loss = -(t * F.log_softmax(z, 1)).sum(1).mean()
         (gz,) = torch.autograd.grad(loss, z)
-        store(f, "xent%d" % i, [N, K], [eps], dict(z=z.float(), labels=lab.int(), loss=loss, dz=gz))
-    z = f32(N, K).mul(2).requires_grad_(True)
-    t = torch.softmax(f32(N, K) * 3, 1).float().double()
-    loss = -(t * F.log_softmax(z, 1)).sum(1).mean()
-    (gz,) = torch.autograd.grad(loss, z)
-    store(f, "xent2", [N, K], [0.0], dict(z=z.float(), soft=t.float(), loss=loss, dz=gz))
+        store(f, "xent2", [N, K], [0.0], dict(z=z.float(), soft=t.float(), loss=loss, dz=gz))
 
-    # batch-hard triplet: 4 identities x 3 images
-    N, D = 12, 6
-    lab = torch.arange(4).repeat_interleave(3)[torch.randperm(12)]
-    for i, m in enumerate([0.3, 0.0]):
-        x = f32(N, D).requires_grad_(True)
-        loss = triplet(x, lab, m)
+        # batch-hard triplet: 4 identities x 3 images
+        N, D = 12, 6
+        lab = torch.arange(4).repeat_interleave(3)[torch.randperm(12)]
+        for i, m in enumerate([0.3, 0.0]):
+            x = f32(N, D).requires_grad_(True)
+            loss = triplet(x, lab, m)
+            (gx,) = torch.autograd.grad(loss, x)
+            store(f, "triplet%d" % i, [N, D], [m], dict(x=x.float(), labels=lab.int(), loss=loss, dx=gx))
+
+        # cluster memory: loss, gradient, memory update (plain and hard)
+        N, D, K = 8, 10, 5
+        temp, mom = 0.05, 0.2
+        x = F.normalize(f32(N, D), dim=1).float().double().requires_grad_(True)
+        mem = F.normalize(f32(K, D), dim=1).float().double()
+        lab = torch.tensor([0, 2, 2, 4, 1, 2, 0, 4])
+        loss = F.cross_entropy(x @ mem.t() / temp, lab)
         (gx,) = torch.autograd.grad(loss, x)
-        store(f, "triplet%d" % i, [N, D], [m], dict(x=x.float(), labels=lab.int(), loss=loss, dx=gx))
+        store(f, "cm0", [N, D, K], [temp, mom], dict(x=x.float(), mem=mem.float(), labels=lab.int(), loss=loss,
+                                                   dx=gx, mem_after=cm_update(mem, x.detach(), lab, mom, False),
+                                                   mem_after_hard=cm_update(mem, x.detach(), lab, mom, True)))
 
-    # cluster memory: loss, gradient, memory update (plain and hard)
-    N, D, K = 8, 10, 5
-    temp, mom = 0.05, 0.2
-    x = F.normalize(f32(N, D), dim=1).float().double().requires_grad_(True)
-    mem = F.normalize(f32(K, D), dim=1).float().double()
-    lab = torch.tensor([0, 2, 2, 4, 1, 2, 0, 4])
-    loss = F.cross_entropy(x @ mem.t() / temp, lab)
-    (gx,) = torch.autograd.grad(loss, x)
-    store(f, "cm0", [N, D, K], [temp, mom], dict(x=x.float(), mem=mem.float(), labels=lab.int(), loss=loss,
-                                               dx=gx, mem_after=cm_update(mem, x.detach(), lab, mom, False),
-                                               mem_after_hard=cm_update(mem, x.detach(), lab, mom, True)))
+        # optimizers: three steps on two tensors (the second with lr_mult 2 via a param group)
+        P1, P2 = 7, 5
+        p0 = torch.randn(P1 + P2).float()
+        grads = torch.randn(3, P1 + P2).float()
+        for i, (kind, kw) in enumerate([("adam", dict(lr=3.5e-4, weight_decay=5e-4)),
+                                        ("sgd", dict(lr=0.01, momentum=0.9, weight_decay=5e-4)),
+                                        ("sgd", dict(lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True)),
+                                        ("adam", dict(lr=1e-3, weight_decay=0.0))]):
+            a = p0[:P1].clone().requires_grad_(True)
+            b = p0[P1:].clone().requires_grad_(True)
+            groups = [dict(params=[a]), dict(params=[b], lr=kw["lr"] * 2)]
+            opt = torch.optim.Adam(groups, **kw) if kind == "adam" else torch.optim.SGD(groups, **kw)
+            after = []
+            for s in range(3):
+                a.grad = grads[s, :P1].clone()
+                b.grad = grads[s, P1:].clone()
+                opt.step()
+                after.append(torch.cat([a.detach(), b.detach()]).clone())
+            store(f, "opt%d" % i, [0 if kind == "adam" else 1, int(kw.get("nesterov", False)), P1, P2],
+                  [kw["lr"], kw["weight_decay"]], dict(p0=p0, grads=grads, after=torch.stack(after)))
 
-    # optimizers: three steps on two tensors (the second with lr_mult 2 via a param group)
-    P1, P2 = 7, 5
-    p0 = torch.randn(P1 + P2).float()
-    grads = torch.randn(3, P1 + P2).float()
-    for i, (kind, kw) in enumerate([("adam", dict(lr=3.5e-4, weight_decay=5e-4)),
-                                    ("sgd", dict(lr=0.01, momentum=0.9, weight_decay=5e-4)),
-                                    ("sgd", dict(lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True)),
-                                    ("adam", dict(lr=1e-3, weight_decay=0.0))]):
-        a = p0[:P1].clone().requires_grad_(True)
-        b = p0[P1:].clone().requires_grad_(True)
-        groups = [dict(params=[a]), dict(params=[b], lr=kw["lr"] * 2)]
-        opt = torch.optim.Adam(groups, **kw) if kind == "adam" else torch.optim.SGD(groups, **kw)
-        after = []
-        for s in range(3):
-            a.grad = grads[s, :P1].clone()
-            b.grad = grads[s, P1:].clone()
-            opt.step()
-            after.append(torch.cat([a.detach(), b.detach()]).clone())
-        store(f, "opt%d" % i, [0 if kind == "adam" else 1, int(kw.get("nesterov", False)), P1, P2],
-              [kw["lr"], kw["weight_decay"]], dict(p0=p0, grads=grads, after=torch.stack(after)))
+        # schedules over 60 epochs, from torch.optim.lr_scheduler
+        def run(make, T=60):
+            o = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+            s = make(o)
+            out = []
+            for _ in range(T):
+                out.append(o.param_groups[0]["lr"])
+                o.step()
+                s.step()
+            return np.array(out)
 
-    # schedules over 60 epochs, from torch.optim.lr_scheduler
-    def run(make, T=60):
-        o = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        s = make(o)
-        out = []
-        for _ in range(T):
-            out.append(o.param_groups[0]["lr"])
-            o.step()
-            s.step()
-        return np.array(out)
+        sch = torch.optim.lr_scheduler
+        store(f, "sched_step", [20], [0.1, 0.1], dict(lr=run(lambda o: sch.StepLR(o, 20, 0.1))))
+        store(f, "sched_multistep", [20, 40], [0.1, 0.1], dict(lr=run(lambda o: sch.MultiStepLR(o, [20, 40], 0.1))))
+        store(f, "sched_cosine", [50], [0.1, 1e-4], dict(lr=run(lambda o: sch.CosineAnnealingLR(o, 50, 1e-4))))
+        # warm-up as fast-reid / Cluster Contrast WarmupMultiStepLR (linear, factor 0.01, 10 epochs)
+        def warm(e):
+            f_ = 1.0 if e >= 10 else 0.01 * (1 - e / 10) + e / 10
+            return 3.5e-4 * f_ * 0.1 ** sum(1 for m in [20, 40] if m <= e)
+        store(f, "sched_warmup", [20, 40, 10], [3.5e-4, 0.1, 0.01], dict(lr=np.array([warm(e) for e in range(60)])))
+    print("wrote", OUT)
 
-    sch = torch.optim.lr_scheduler
-    store(f, "sched_step", [20], [0.1, 0.1], dict(lr=run(lambda o: sch.StepLR(o, 20, 0.1))))
-    store(f, "sched_multistep", [20, 40], [0.1, 0.1], dict(lr=run(lambda o: sch.MultiStepLR(o, [20, 40], 0.1))))
-    store(f, "sched_cosine", [50], [0.1, 1e-4], dict(lr=run(lambda o: sch.CosineAnnealingLR(o, 50, 1e-4))))
-    # warm-up as fast-reid / Cluster Contrast WarmupMultiStepLR (linear, factor 0.01, 10 epochs)
-    def warm(e):
-        f_ = 1.0 if e >= 10 else 0.01 * (1 - e / 10) + e / 10
-        return 3.5e-4 * f_ * 0.1 ** sum(1 for m in [20, 40] if m <= e)
-    store(f, "sched_warmup", [20, 40, 10], [3.5e-4, 0.1, 0.01], dict(lr=np.array([warm(e) for e in range(60)])))
-print("wrote", OUT)
+
+if __name__ == "__main__":
+    main()
