@@ -65,8 +65,8 @@ typedef struct {
 static const key_def KEYS[] = {
     DOMAIN(source, "market1501"),
     DOMAIN(target, "dukemtmc"),
-    I32("data.height", data.height, 16, 4096, "256", "input height in pixels"),
-    I32("data.width", data.width, 8, 4096, "128", "input width in pixels"),
+    I32("data.height", data.height, 32, 4096, "256", "input height in pixels"),
+    I32("data.width", data.width, 32, 4096, "128", "input width in pixels"),
     ENUM("data.interpolation", data.interpolation, "bicubic|bilinear", "bicubic",
          "resize filter (PIL's, antialiased when shrinking)"),
     FLT("data.flip_p", data.flip_p, 0, 1, "0.5", "horizontal flip probability"),

@@ -1,0 +1,39 @@
+/* slr train: the main job (pretrain, adapt with SLR), with checkpoints,
+ * exact resume and stop requests. */
+#include "cli.h"
+#include "slr/config.h"
+#include "slr/train.h"
+
+static int run(slr_ctx *ctx, int argc, char **argv);
+
+const slr_command slr_cmd_train = {
+    "train", "pretrain on the source domain and adapt to the target domain with SLR",
+    "--config C.yaml --out RUN [--set key=value ...] [--resume]", run};
+
+static int run(slr_ctx *ctx, int argc, char **argv) {
+  const char *config = NULL, *out = NULL;
+  slr_opt_list sets = {0};
+  int resume = 0;
+  const slr_opt opts[] = {
+      {"config", OPT_STR, &config, "C.yaml", "the run's configuration"},
+      {"out", OPT_STR, &out, "RUN", "the run folder (created; holds checkpoints and results)"},
+      {"set", OPT_LIST, &sets, "KEY=VALUE", "override a configuration key (repeatable)"},
+      {"resume", OPT_FLAG, &resume, NULL,
+       "continue from the newest checkpoint in RUN (also what checkpoint.resume: auto does)"},
+      {NULL, 0, NULL, NULL, NULL}};
+  const char *pos[1];
+  int npos;
+  int rc = slr_parse_options(&slr_cmd_train, opts, argc, argv, pos, 0, &npos);
+  if (rc) return rc;
+  if (!config || !out)
+    return slr_error_set(SLR_ERR_USAGE, NULL, 0,
+                         "slr train: --config and --out are required\nusage: slr train %s",
+                         slr_cmd_train.usage);
+  slr_config cfg;
+  SLR_TRY(slr_cli_load_config(ctx->world, config, &sets, &cfg));
+  slr_log_level level;
+  slr_log_parse_level(cfg.run.log_level, &level);
+  slr_log_setup(level, cfg.run.log_all_ranks);
+  slr_stop_install();
+  return slr_train_run(ctx, &cfg, out, resume);
+}
