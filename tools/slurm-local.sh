@@ -84,6 +84,9 @@ case "$cmd" in
     start_munge
     if [ -f "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
       echo "slurm-local: already running"
+    elif pgrep -x slurmctld > /dev/null || pgrep -x slurmd > /dev/null; then
+      echo "slurm-local: another slurmctld or slurmd runs on this machine (not from $dir); stop it first" >&2
+      exit 1
     else
       write_conf
       export SLURM_CONF="$conf"

@@ -15,6 +15,10 @@ typedef struct {
   /* Runs with MPI initialised; returns an slr_err code. Collective on
    * MPI_COMM_WORLD. argv[0] is the command name. */
   int (*run)(slr_ctx *ctx, int argc, char **argv);
+  /* 1: SIGTERM and SIGUSR1 ask the command to checkpoint and stop; the
+   * handlers are installed before MPI starts, so that a signal that comes
+   * early does not kill the process */
+  int stop_signals;
 } slr_command;
 
 /* ---- options ------------------------------------------------------------------ */

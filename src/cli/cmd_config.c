@@ -9,7 +9,7 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_config = {
     "config", "print the resolved configuration (defaults + FILE + --set overrides)",
-    "[FILE] [--set key=value ...] [--keys]", run};
+    "[FILE] [--set key=value ...] [--keys]", run, 0};
 
 int slr_cli_load_config(MPI_Comm comm, const char *file, const slr_opt_list *sets,
                         slr_config *cfg) {

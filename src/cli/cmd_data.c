@@ -59,7 +59,7 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_data = {
     "data", "read the data sets of a configuration, print their statistics, check the images",
-    "[FILE] [--set key=value ...] [--side source|target|both] [--check] [--bench N]", run};
+    "[FILE] [--set key=value ...] [--side source|target|both] [--check] [--bench N]", run, 0};
 
 static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_opt_list sets = {0};

@@ -14,7 +14,7 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_evaluate = {
     "evaluate", "mAP, CMC and mINP of query/gallery features (Market-1501 protocol)",
-    "--features F.h5 [--metric euclidean|cosine] [--json OUT.json]", run};
+    "--features F.h5 [--metric euclidean|cosine] [--json OUT.json]", run, 0};
 
 typedef struct {
   const char *group; /* "/query" or "/gallery" */

@@ -15,7 +15,7 @@ const slr_command slr_cmd_extract = {
     "extract", "features of a split (train, query, gallery, or test = query + gallery)",
     "--config C.yaml --weights W.h5 --split train|query|gallery|test --out F.h5 "
     "[--domain target|source] [--set key=value ...]",
-    run};
+    run, 0};
 
 /* Extract one split and write it under `group` ("" for the root). */
 static int write_split(slr_ctx *ctx, slr_model *m, const slr_config *cfg, const slr_split *s,

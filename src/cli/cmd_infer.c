@@ -15,7 +15,7 @@ const slr_command slr_cmd_infer = {
     "infer", "features of images (/images N x 3 x H x W) with a ResNet in evaluation mode",
     "--weights W.h5 --arch ARCH --input X.h5 --out F.h5 [--last-stride 1|2] [--pool avg|gem] "
     "[--output pooled|neck|normalized] [--width 64] [--batch 64] [--threads T]",
-    run};
+    run, 0};
 
 static int infer(slr_ctx *ctx, slr_model *m, slr_h5 *in, slr_h5 *out, int64_t N, int H, int W,
                  int batch, int mode) {

@@ -8,7 +8,7 @@
 static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_inspect = {"inspect", "summarise a checkpoint or another slr file",
-                                     "FILE.h5", run};
+                                     "FILE.h5", run, 0};
 
 static void label_line(slr_h5 *f, const char *name, const char *what) {
   if (!slr_h5_exists(f, name)) return;

@@ -13,7 +13,7 @@ const slr_command slr_cmd_synth = {
     "write a synthetic pedestrian domain in Market-1501 layout (and/or a preview grid)",
     "[DIR] [--style synthetic|realistic] [--ids N] [--cams N] [--per-cam N] [--height H] "
     "[--width W] [--seed S] [--difficulty D] [--preview out.png]",
-    run};
+    run, 0};
 
 static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_synth_opts o;

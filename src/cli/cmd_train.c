@@ -8,7 +8,7 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_train = {
     "train", "pretrain on the source domain and adapt to the target domain with SLR",
-    "--config C.yaml --out RUN [--set key=value ...] [--resume]", run};
+    "--config C.yaml --out RUN [--set key=value ...] [--resume]", run, 1};
 
 static int run(slr_ctx *ctx, int argc, char **argv) {
   const char *config = NULL, *out = NULL;
@@ -34,6 +34,5 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_log_level level;
   slr_log_parse_level(cfg.run.log_level, &level);
   slr_log_setup(level, cfg.run.log_all_ranks);
-  slr_stop_install();
   return slr_train_run(ctx, &cfg, out, resume);
 }

@@ -96,6 +96,7 @@ int main(int argc, char **argv) {
     return SLR_EXIT_USAGE;
   }
 
+  if (cmd->stop_signals) slr_stop_install();
   int provided;
   if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
     fprintf(stderr, "slr: MPI_Init_thread failed\n");

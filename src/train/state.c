@@ -23,11 +23,6 @@ int slr_job_open(job_t *j, const char *run_dir, int resume) {
   const slr_ctx *ctx = j->ctx;
   int rc = slr_strlcpy(j->run, run_dir, sizeof j->run);
   snprintf(j->metrics_path, sizeof j->metrics_path, "%s/metrics.jsonl", run_dir);
-  if (!rc && ctx->rank == 0) {
-    char ck[SLR_PATH_MAX + 16];
-    snprintf(ck, sizeof ck, "%s/checkpoints", run_dir);
-    rc = slr_mkdir_p(ck);
-  }
   SLR_TRY(slr_agree(ctx->world, rc));
   slr_threads_set((int)cfg->run.threads, ctx->node_size);
 
@@ -86,9 +81,15 @@ int slr_job_open(job_t *j, const char *run_dir, int resume) {
   j->lcounts = j->gdispls + ctx->size;
   j->ldispls = j->lcounts + ctx->size;
 
-  /* the resolved configuration, and the metrics of a resumed run cut back
-   * to its checkpoint */
-  if (ctx->rank == 0) rc = slr_config_save(cfg, run_dir);
+  /* the run folder only once the data are there (no partial output), the
+   * resolved configuration, and the metrics of a resumed run cut back to
+   * its checkpoint */
+  if (ctx->rank == 0) {
+    char ck[SLR_PATH_MAX + 16];
+    snprintf(ck, sizeof ck, "%s/checkpoints", run_dir);
+    rc = slr_mkdir_p(ck);
+    if (!rc) rc = slr_config_save(cfg, run_dir);
+  }
   SLR_TRY(slr_agree(ctx->world, rc));
   if (resume) {
     char path[SLR_PATH_MAX];

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# labels: slow
 # The training job on a tiny synthetic task, 2 ranks: an uninterrupted run;
 # a run killed with SIGKILL at random moments and started again until it
 # finishes; a run stopped with SIGUSR1 (exit 75) and resumed. The final

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# labels: slow slurm
+# jobs/train.sbatch on a one-node Slurm (tools/slurm-local.sh): a job with a
+# short time limit is signalled (USR1) before it, checkpoints, is requeued,
+# resumes and finishes with the same weights and metrics as an unbroken run.
+# Needs root (it starts munged, slurmctld and slurmd); skipped otherwise.
+set -u
+slr="$1"; src="$2"
+mpiexec="${MPIEXEC:-mpiexec}"
+if [ "$(id -u)" -ne 0 ]; then echo "skipped: needs root to start a local Slurm"; exit 0; fi
+export SLR_SLURM_DIR="$(mktemp -d /tmp/slr-slurm-test-XXXXXX)"
+tmp=$(mktemp -d /tmp/slr-requeue-XXXXXX)
+cleanup() { bash "$src/tools/slurm-local.sh" stop > /dev/null 2>&1; rm -rf "$tmp" "$SLR_SLURM_DIR"; }
+trap cleanup EXIT
+eval "$(bash "$src/tools/slurm-local.sh" start | grep '^export ')" || { echo "FAIL: local Slurm did not start"; exit 1; }
+cd "$tmp"
+fails=0; n=0
+ok() { n=$((n+1)); echo "ok   $1"; }
+bad() { n=$((n+1)); fails=$((fails+1)); echo "FAIL $1"; }
+
+"$slr" synth src --style synthetic --ids 24 --cams 3 --per-cam 2 --height 64 --width 32 --seed 3 > /dev/null
+"$slr" synth tgt --style realistic --ids 24 --cams 3 --per-cam 2 --height 64 --width 32 --seed 4 > /dev/null
+cat > tiny.yaml <<YAML
+data:
+  source: {format: market1501, root: $tmp/src}
+  target: {format: market1501, root: $tmp/tgt}
+  height: 64
+  width: 32
+  pad: 2
+  workers: 1
+model: {arch: resnet18, width: 0.125, last_stride: 1, pool: gem}
+train:
+  pretrain: {epochs: 3, iters: 4, batch_size: 8, instances: 2}
+  adapt: {epochs: 4, iters: 4, batch_size: 8, instances: 2}
+cluster: {k1: 8, k2: 3, eps: 0.7, min_samples: 2}
+eval: {every: 2, batch_size: 16}
+checkpoint: {every_steps: 1, keep: 2}
+run: {threads: 1, progress_interval: 1000}
+YAML
+strip() { sed -E 's/, "(seconds|images_per_s|t_cluster|t_refine)": [^,}]*//g' "$1"; }
+
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$mpiexec" -n 2 "$slr" train --config tiny.yaml --out A > A.log 2>&1 \
+  && ok "unbroken run" || { bad "unbroken run"; tail A.log; }
+
+# 1 minute limit; USR1 50 s before it (Slurm may send it up to a minute early)
+jid=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 SLR="$slr" \
+  sbatch --parsable -n 2 --time=1 --signal=B:USR1@50 --output="$tmp/job.out" \
+  "$src/jobs/train.sbatch" tiny.yaml B)
+echo "     job $jid"
+state=""
+for _ in $(seq 600); do
+  state=$(scontrol show job "$jid" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+  case "$state" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) break ;; esac
+  sleep 1
+done
+restarts=$(scontrol show job "$jid" 2>/dev/null | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
+echo "     state $state, restarts $restarts"
+[ "$state" = COMPLETED ] && ok "job completed" || { bad "job completed ($state)"; tail -30 job.out; }
+grep -q "USR1 (time limit near)" job.out && ok "job signalled" || bad "job signalled"
+grep -q "requeueing job" job.out && ok "job requeued" || bad "job requeued"
+grep -q "resuming from" job.out && ok "job resumed" || bad "job resumed"
+[ "${restarts:-0}" -ge 1 ] && ok "restart count ${restarts:-0}" || bad "restart count ${restarts:-0}"
+if h5diff -q A/final.h5 B/final.h5 && diff <(strip A/metrics.jsonl) <(strip B/metrics.jsonl) > /dev/null; then
+  ok "requeued run equals the unbroken run"
+else
+  bad "requeued run equals the unbroken run"
+fi
+echo "$((n-fails)) passed, $fails failed"
+[ $fails -eq 0 ]
