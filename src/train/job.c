@@ -249,6 +249,103 @@ static int pretrain_step(job_t *j, const float *x, const int64_t *idx, int64_t n
 
 /* ---- adaptation ------------------------------------------------------------------------- */
 
+/* The share of each DBSCAN cluster b in each refined cluster r, from the
+ * labels every rank holds, and the row sums of the IoU matrix. Local. */
+static int build_soft_map(job_t *j) {
+  const int64_t N = j->target.split[SLR_TRAIN].n, K = j->K;
+  int64_t kc = 0;
+  for (int64_t i = 0; i < N; i++)
+    if (j->y_dbscan[i] + 1 > kc) kc = j->y_dbscan[i] + 1;
+  slr_csr_free(&j->to_refined);
+  free(j->iou_rowsum);
+  free(j->soft_t);
+  j->iou_rowsum = calloc((size_t)j->ref.iou.nrows + 1, sizeof(double));
+  j->soft_t = malloc(sizeof(float) * (size_t)(K > 0 ? K : 1));
+  int64_t *cnt = calloc((size_t)(kc * K + 1), sizeof(int64_t));
+  int64_t *tot = calloc((size_t)kc + 1, sizeof(int64_t));
+  slr_csr *m = &j->to_refined;
+  m->nrows = kc;
+  m->ncols = K;
+  m->indptr = calloc((size_t)kc + 1, sizeof(int64_t));
+  int rc = j->iou_rowsum && j->soft_t && cnt && tot && m->indptr
+               ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory for the soft-label loss");
+  int64_t nnz = 0;
+  for (int64_t i = 0; !rc && i < N; i++) {
+    int32_t b = j->y_dbscan[i], r = j->y_refined[i];
+    if (b < 0 || r < 0) continue;
+    if (cnt[(int64_t)b * K + r]++ == 0) nnz++;
+    tot[b]++;
+  }
+  if (!rc) {
+    m->indices = malloc(sizeof(int32_t) * (size_t)(nnz + 1));
+    m->values = malloc(sizeof(double) * (size_t)(nnz + 1));
+    if (!m->indices || !m->values) rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory for the soft-label loss");
+  }
+  for (int64_t b = 0, e = 0; !rc && b < kc; b++) {
+    for (int64_t r = 0; r < K; r++)
+      if (cnt[b * K + r]) {
+        m->indices[e] = (int32_t)r;
+        m->values[e++] = (double)cnt[b * K + r] / (double)tot[b];
+      }
+    m->indptr[b + 1] = e;
+  }
+  for (int64_t a = 0; !rc && a < j->ref.iou.nrows; a++)
+    for (int64_t t = j->ref.iou.indptr[a]; t < j->ref.iou.indptr[a + 1]; t++) j->iou_rowsum[a] += j->ref.iou.values[t];
+  free(cnt);
+  free(tot);
+  j->soft_ready = !rc;
+  return rc;
+}
+
+/* The soft target of sample i over the refined clusters, normalised to sum
+ * 1; returns 0 when the sample has no soft label. Local. */
+static int soft_target(job_t *j, int64_t i, float *t) {
+  const double alpha = j->cfg->refine.alpha;
+  const int32_t a = j->has_prev ? j->y_prev[i] : -1, b = j->y_dbscan[i];
+  double acc_total = 0;
+  memset(t, 0, sizeof(float) * (size_t)j->K);
+  /* s = alpha e_b + (1 - alpha) P[a], then carried to the refined clusters */
+#define CARRY(col, w)                                                                 \
+  do {                                                                                \
+    int64_t c_ = (col);                                                               \
+    if (c_ < j->to_refined.nrows)                                                     \
+      for (int64_t v_ = j->to_refined.indptr[c_]; v_ < j->to_refined.indptr[c_ + 1]; v_++) { \
+        t[j->to_refined.indices[v_]] += (float)((w) * j->to_refined.values[v_]);      \
+        acc_total += (w) * j->to_refined.values[v_];                                  \
+      }                                                                               \
+  } while (0)
+  if (b >= 0) CARRY(b, j->has_prev ? alpha : 1.0);
+  if (j->has_prev && a >= 0 && a < j->ref.iou.nrows && j->iou_rowsum[a] > 0)
+    for (int64_t u = j->ref.iou.indptr[a]; u < j->ref.iou.indptr[a + 1]; u++)
+      CARRY(j->ref.iou.indices[u], (1.0 - alpha) * j->ref.iou.values[u] / j->iou_rowsum[a]);
+#undef CARRY
+  if (acc_total <= 0) return 0;
+  for (int64_t r = 0; r < j->K; r++) t[r] = (float)(t[r] / acc_total);
+  return 1;
+}
+
+/* The soft-label term w * mean over the batch of CE(softmax(f M^T / temp),
+ * target): its value, and its gradient added to gdfeat (B, D). Local (the
+ * same on every rank). */
+static double soft_loss(job_t *j, int64_t B, int D, float temp, double w) {
+  const int64_t K = j->K;
+  double loss = 0;
+  for (int64_t i = 0; i < B; i++) {
+    const int64_t sample = j->gidx[i];
+    if (!soft_target(j, sample, j->soft_t)) continue;
+    const float *p = j->gprobs + i * K;
+    float *df = j->gdfeat + i * D;
+    for (int64_t r = 0; r < K; r++) {
+      if (j->soft_t[r] > 0) loss -= (double)j->soft_t[r] * log((double)p[r] + 1e-30);
+      const float g = (float)(w / (double)B / temp) * (p[r] - j->soft_t[r]);
+      if (g == 0.0f) continue;
+      const float *mr = j->memory + r * D;
+      for (int d = 0; d < D; d++) df[d] += g * mr[d];
+    }
+  }
+  return w * loss / (double)B;
+}
+
 static int adapt_step(job_t *j, const float *x, const int64_t *idx, int64_t n, int64_t B,
                       double *loss, float lr) {
   const slr_config *cfg = j->cfg;
@@ -275,6 +372,13 @@ static int adapt_step(job_t *j, const float *x, const int64_t *idx, int64_t n, i
   memset(j->gdfeat, 0, sizeof(float) * (size_t)B * D);
   SLR_TRY(slr_cmloss_backward(j->gdfeat, j->gprobs, j->memory, j->glab, (int)B, D, (int)j->K, temp,
                               1.0f));
+  if (cfg->refine.soft_weight > 0 && j->has_prev) {
+    if (!j->soft_ready) SLR_TRY(build_soft_map(j));
+    int64_t nidx = n;
+    SLR_MPI(MPI_Allgatherv(idx, (int)nidx, MPI_INT64_T, j->gidx, j->lcounts, j->ldispls,
+                           MPI_INT64_T, j->ctx->world));
+    l += (float)soft_loss(j, B, D, temp, cfg->refine.soft_weight);
+  }
   memset(j->dneck, 0, sizeof(float) * (size_t)n * D);
   if (n > 0)
     slr_l2norm_backward(j->dneck, j->gdfeat + j->pos0 * D, j->feat_n, j->norms, (int)n, D, 1e-12f);
@@ -313,6 +417,7 @@ static int adapt_labels(job_t *j, int64_t epoch) {
   rp.threshold = cfg->refine.threshold;
   rp.reclaim_outliers = cfg->refine.reclaim_outliers;
   slr_refine_result_free(&j->ref);
+  j->soft_ready = 0;
   const int32_t *prev = j->has_prev ? j->y_prev + j->feat_first : NULL;
   SLR_TRY(slr_refine(j->ctx->world, &rp, j->feat_first, j->feat_count, prev,
                      j->y_dbscan + j->feat_first, &j->ref));

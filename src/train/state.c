@@ -122,9 +122,12 @@ void slr_job_close(job_t *j) {
   free(j->memory);
   slr_refine_result_free(&j->ref);
   free(j->feat_local);
-  free(j->lab_local), free(j->glab), free(j->tpos), free(j->tneg);
+  free(j->lab_local), free(j->glab), free(j->tpos), free(j->tneg), free(j->gidx);
   free(j->probs), free(j->dlogits), free(j->gfeat), free(j->gdfeat), free(j->tdap), free(j->tdan);
   free(j->feat_n), free(j->norms), free(j->dneck), free(j->gprobs);
+  slr_csr_free(&j->to_refined);
+  free(j->iou_rowsum);
+  free(j->soft_t);
   free(j->gcounts);
 }
 
@@ -182,10 +185,11 @@ int slr_job_buffers(job_t *j, int stage, int64_t B) {
   const int64_t C = stage == STAGE_PRETRAIN ? j->model.cfg.num_classes : 0;
   slr_batch_slice(B, ctx->rank, ctx->size, &j->pos0, &j->nloc);
   const int64_t n = j->nloc > 0 ? j->nloc : 1;
-  free(j->lab_local), free(j->glab), free(j->tpos), free(j->tneg);
+  free(j->lab_local), free(j->glab), free(j->tpos), free(j->tneg), free(j->gidx);
   free(j->probs), free(j->dlogits), free(j->gfeat), free(j->gdfeat), free(j->tdap), free(j->tdan);
   free(j->feat_n), free(j->norms), free(j->dneck), free(j->gprobs);
   j->gprobs = NULL;
+  j->gidx = malloc(sizeof(int64_t) * (size_t)B);
   j->gprobs_cap = 0;
   j->lab_local = malloc(sizeof(int32_t) * (size_t)n);
   j->glab = malloc(sizeof(int32_t) * (size_t)B);
@@ -200,7 +204,7 @@ int slr_job_buffers(job_t *j, int stage, int64_t B) {
   j->feat_n = malloc(sizeof(float) * (size_t)(n * D));
   j->norms = malloc(sizeof(float) * (size_t)n);
   j->dneck = malloc(sizeof(float) * (size_t)(n * D));
-  int rc = j->lab_local && j->glab && j->tpos && j->tneg && j->probs && j->dlogits && j->gfeat &&
+  int rc = j->gidx && j->lab_local && j->glab && j->tpos && j->tneg && j->probs && j->dlogits && j->gfeat &&
                    j->gdfeat && j->tdap && j->tdan && j->feat_n && j->norms && j->dneck
                ? 0
                : SLR_FAIL(SLR_ERR_NOMEM, "out of memory for a batch of %lld", (long long)B);
@@ -383,6 +387,18 @@ static int load_checkpoint(job_t *j, const char *path) {
     }
     if (!rc) rc = slr_h5_read_all(&f, "/memory", SLR_F32, &buf, &n);
     if (!rc) j->memory = buf;
+    /* the epoch's IoU matrix (for the soft-label loss) */
+    int64_t nptr = 0, nnz = 0, ncols = 0;
+    void *p = NULL, *ix = NULL, *v = NULL;
+    if (!rc) rc = slr_h5_read_all(&f, "/labels/iou/indptr", SLR_I64, &p, &nptr);
+    if (!rc) rc = slr_h5_read_all(&f, "/labels/iou/indices", SLR_I32, &ix, &nnz);
+    if (!rc) rc = slr_h5_read_all(&f, "/labels/iou/values", SLR_F64, &v, &nnz);
+    if (!rc) rc = slr_h5_attr_get_i64(&f, "/labels/iou", "ncols", &ncols);
+    j->ref.iou.indptr = p;
+    j->ref.iou.indices = ix;
+    j->ref.iou.values = v;
+    j->ref.iou.nrows = nptr > 0 ? nptr - 1 : 0;
+    j->ref.iou.ncols = ncols;
   }
   slr_h5_close(&f);
   SLR_TRY(rc);

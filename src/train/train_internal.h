@@ -48,6 +48,13 @@ typedef struct {
   float *memory; /* (K, D) */
   int64_t K;
   slr_refine_result ref;
+  /* soft-label loss: soft labels live over the current DBSCAN clusters and
+   * are carried to the refined clusters (the memory) by the share of each
+   * DBSCAN cluster that went to each refined cluster */
+  double *iou_rowsum; /* (K_prev) row sums of ref.iou */
+  slr_csr to_refined; /* (K_cur x K) shares */
+  int soft_ready;
+  float *soft_t;      /* (K) one soft target */
   float *feat_local; /* (feat_count, D) extracted features of this rank */
   int64_t feat_first, feat_count;
   slr_label_quality q_dbscan, q_refined;
@@ -57,6 +64,7 @@ typedef struct {
   /* step buffers */
   int64_t pos0, nloc; /* this rank's slice of the global batch */
   int32_t *lab_local, *glab, *tpos, *tneg;
+  int64_t *gidx; /* (B) sample indices of the global batch */
   float *probs, *dlogits, *gfeat, *gdfeat, *tdap, *tdan, *feat_n, *norms, *dneck, *gprobs;
   int64_t gprobs_cap;
   int *gcounts, *gdispls, *lcounts, *ldispls;

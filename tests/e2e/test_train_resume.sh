@@ -30,7 +30,7 @@ train:
   pretrain: {epochs: 2, iters: 3, batch_size: 8, instances: 2}
   adapt: {epochs: 3, iters: 3, batch_size: 8, instances: 2}
 cluster: {k1: 8, k2: 3, eps: 0.7, min_samples: 2}
-refine: {mode: hierarchical, alpha: 0.5, threshold: 0.5}
+refine: {mode: hierarchical, alpha: 0.5, threshold: 0.5, soft_weight: 0.5}
 eval: {every: 1, batch_size: 16}
 checkpoint: {every_steps: 2, keep: 2}
 run: {threads: 1, progress_interval: 1000}
