@@ -641,6 +641,7 @@ int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
       slr_linear_backward(din, G + o->w, NULL, out->grad, in->data, P + o->w, N, in->C, out->C);
       break;
     }
+    if (m->grad_ready && o->w >= 0) SLR_TRY(m->grad_ready(m->grad_ready_ctx, o->w));
   }
   return 0;
 }
