@@ -375,7 +375,8 @@ typedef struct {
   int max_batch, in_h, in_w, with_grads; /* the plan */
   void *block;         /* activations, their gradients, saved statistics */
   size_t block_bytes;
-  float *scratch;      /* im2col of one image */
+  float *scratch;      /* im2col of one image per thread */
+  int scratch_threads; /* the thread setting the scratch was sized for */
   int batch;           /* N of the last forward */
   int training;
   MPI_Comm bn_comm;

@@ -471,6 +471,7 @@ int slr_model_plan(slr_model *m, int max_batch, int H, int W, int with_grads) {
   SLR_ALLOC(m->block, bytes);
   SLR_ALLOC(m->scratch, sizeof(float) * (scratch + 1));
   carve(m, m->block, max_batch, H, W, with_grads, &scratch);
+  m->scratch_threads = slr_threads_get();
   m->block_bytes = bytes;
   m->max_batch = max_batch, m->in_h = H, m->in_w = W, m->with_grads = with_grads;
   return 0;
@@ -489,6 +490,14 @@ static slr_bn_dims bn_dims(const slr_model *m, int N, int C, int HW, int ctot) {
 int slr_model_forward(slr_model *m, const float *images, int N, int training, MPI_Comm bn_comm) {
   if (!m->block || N < 1 || N > m->max_batch)
     return SLR_FAIL(SLR_ERR_USAGE, "model forward: batch %d but the plan holds %d", N, m->max_batch);
+  if (m->scratch_threads != slr_threads_get()) {
+    /* the thread setting changed since the plan: resize the conv scratch */
+    size_t need = 0;
+    carve(m, NULL, m->max_batch, m->in_h, m->in_w, m->with_grads, &need);
+    free(m->scratch);
+    SLR_ALLOC(m->scratch, sizeof(float) * (need + 1));
+    m->scratch_threads = slr_threads_get();
+  }
   m->batch = N;
   m->training = training;
   m->bn_comm = bn_comm;
