@@ -398,6 +398,64 @@ int slr_model_param_groups(const slr_model *m, slr_param_group **groups, int *ng
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* Evaluation: an activation lives from the operation that makes it to its
+ * last reader, and later activations reuse the room of dead ones (best fit
+ * over the freed regions). Returns the bytes of the region; with base set,
+ * points the slots into it. */
+static size_t reuse_plan(slr_model *m, char *base, int N) {
+  int ns = m->nslots;
+  int *last = malloc(sizeof(int) * (size_t)ns);
+  size_t *start = malloc(sizeof(size_t) * (size_t)ns), *len = malloc(sizeof(size_t) * (size_t)ns);
+  size_t *fo = malloc(sizeof(size_t) * (size_t)ns), *fl = malloc(sizeof(size_t) * (size_t)ns);
+  size_t top = 0;
+  int nfree = 0;
+  if (!last || !start || !len || !fo || !fl) {
+    /* no room to plan: one buffer per slot */
+    for (int s = 1; s < ns; s++) {
+      size_t b = align64(sizeof(float) * (size_t)N * m->slots[s].C * m->slots[s].H * m->slots[s].W);
+      if (base) m->slots[s].data = (float *)(void *)(base + top);
+      top += b;
+    }
+    free(last), free(start), free(len), free(fo), free(fl);
+    return top;
+  }
+  for (int s = 0; s < ns; s++) last[s] = -1;
+  for (int i = 0; i < m->nops; i++) {
+    last[m->ops[i].in] = i;
+    last[m->ops[i].in2] = i;
+    last[m->ops[i].out] = i;
+  }
+  /* the outputs stay readable after the forward pass */
+  last[m->pooled_slot] = last[m->neck_slot] = m->nops;
+  if (m->logits_slot >= 0) last[m->logits_slot] = m->nops;
+  for (int i = 0; i < m->nops; i++) {
+    struct slr_op *o = &m->ops[i];
+    int s = o->out;
+    if (s != o->in) {
+      size_t need = align64(sizeof(float) * (size_t)N * m->slots[s].C * m->slots[s].H * m->slots[s].W);
+      int best = -1;
+      for (int k = 0; k < nfree; k++)
+        if (fl[k] >= need && (best < 0 || fl[k] < fl[best])) best = k;
+      if (best >= 0) {
+        start[s] = fo[best], len[s] = fl[best];
+        fo[best] = fo[--nfree], fl[best] = fl[nfree];
+      } else {
+        start[s] = top, len[s] = need;
+        top += need;
+      }
+      if (base) m->slots[s].data = (float *)(void *)(base + start[s]);
+    }
+    int reads[2] = {o->in, o->in2};
+    for (int r = 0; r < 2; r++) {
+      int q = reads[r];
+      if (q == 0 || q == s || (r == 1 && q == o->in) || last[q] != i) continue;
+      fo[nfree] = start[q], fl[nfree] = len[q], nfree++;
+    }
+  }
+  free(last), free(start), free(len), free(fo), free(fl);
+  return top;
+}
+
 /* Walk the operations to get every slot's H and W; with base != NULL carve
  * the buffers from it. Returns the bytes needed. */
 static size_t carve(slr_model *m, char *base, int N, int H, int W, int with_grads, size_t *scratch) {
@@ -449,11 +507,17 @@ static size_t carve(slr_model *m, char *base, int N, int H, int W, int with_grad
       break;
     }
   }
-  for (int s = 1; s < m->nslots; s++) {
-    slr_slot *sl = &m->slots[s];
-    size_t n = (size_t)N * sl->C * sl->H * sl->W;
-    TAKE(sl->data, float, n);
-    if (with_grads) TAKE(sl->grad, float, n);
+  if (with_grads) {
+    /* training keeps every activation for the backward pass */
+    for (int s = 1; s < m->nslots; s++) {
+      slr_slot *sl = &m->slots[s];
+      size_t n = (size_t)N * sl->C * sl->H * sl->W;
+      TAKE(sl->data, float, n);
+      TAKE(sl->grad, float, n);
+    }
+  } else {
+    off = align64(off);
+    off += reuse_plan(m, base ? base + off : NULL, N);
   }
 #undef TAKE
   return off;
