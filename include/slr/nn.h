@@ -352,7 +352,9 @@ struct slr_op;
 typedef struct {
   int C, H, W;         /* per-sample shape */
   float *data;         /* (N, C, H, W) */
-  float *grad;         /* (N, C, H, W) */
+  float *grad;         /* (N, C, H, W), shared with other slots outside its lifetime */
+  int grad_birth;      /* the backward pass zeroes grad just before this operation
+                          (nops: before the first one) */
 } slr_slot;
 
 typedef struct {
