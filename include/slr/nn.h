@@ -352,7 +352,9 @@ struct slr_op;
 typedef struct {
   int C, H, W;         /* per-sample shape */
   float *data;         /* (N, C, H, W) */
-  float *grad;         /* (N, C, H, W) */
+  float *grad;         /* (N, C, H, W), shared with other slots outside its lifetime */
+  int grad_birth;      /* the backward pass zeroes grad just before this operation
+                          (nops: before the first one) */
 } slr_slot;
 
 typedef struct {
@@ -375,10 +377,16 @@ typedef struct {
   int max_batch, in_h, in_w, with_grads; /* the plan */
   void *block;         /* activations, their gradients, saved statistics */
   size_t block_bytes;
-  float *scratch;      /* im2col of one image */
+  float *scratch;      /* im2col of one image per thread */
+  int scratch_threads; /* the thread setting the scratch was sized for */
   int batch;           /* N of the last forward */
   int training;
   MPI_Comm bn_comm;
+  /* called by slr_model_backward after each operation with parameters:
+   * every gradient at offset >= ready_from is final (parameters are laid
+   * out in forward order, so ready_from only decreases); set by slr_dp */
+  int (*grad_ready)(void *ctx, int64_t ready_from);
+  void *grad_ready_ctx;
 } slr_model;
 
 /* Build the model: tensors and operations, parameters initialised as
@@ -415,6 +423,37 @@ const slr_tensor *slr_model_find(const slr_model *m, const char *name);
 /* Parameter groups for the optimizer: one per parameter tensor, frozen
  * ones with lr_mult 0. *groups is malloc'ed. */
 int slr_model_param_groups(const slr_model *m, slr_param_group **groups, int *ngroups);
+
+/* ---- data-parallel training ------------------------------------------------------------
+ * Every rank holds the whole model and runs its share of the global batch;
+ * parameters start equal (broadcast from rank 0), gradients are averaged
+ * over the ranks in buckets of the flat gradient buffer with
+ * MPI_Iallreduce, started during the backward pass as soon as a bucket's
+ * gradients are final. With SyncBN (slr_model_forward with bn_comm set) a
+ * global batch split over the ranks gives the gradients of the whole batch
+ * on one rank when the loss is a mean over samples with equal shares. */
+
+typedef struct {
+  slr_model *m;
+  MPI_Comm comm;       /* a duplicate, used only for the gradient reductions */
+  int rank, size;
+  int64_t bucket;      /* floats per bucket */
+  int nbuckets;
+  int next;            /* buckets >= next have been started */
+  int overlap;         /* start reductions during backward */
+  MPI_Request *req;    /* (nbuckets) */
+} slr_dp;
+
+/* bucket_floats <= 0: 4 Mi floats (16 MiB). Collective on comm. */
+int slr_dp_init(slr_dp *dp, slr_model *m, MPI_Comm comm, int64_t bucket_floats, int overlap);
+/* Collective on dp->comm. */
+void slr_dp_free(slr_dp *dp);
+/* Parameters, running statistics and counters from rank 0 to all. Collective. */
+int slr_dp_broadcast(slr_dp *dp);
+/* slr_model_backward (same arguments) followed by the average of the
+ * gradients over the ranks, overlapped with the backward pass when
+ * dp->overlap. Collective on dp->comm (and the forward's bn_comm). */
+int slr_dp_backward(slr_dp *dp, const float *dpooled, const float *dneck, const float *dlogits);
 
 /* ---- weights (HDF5, PyTorch's names) ----------------------------------------------
  * One dataset per state_dict key under /model with PyTorch's shape:

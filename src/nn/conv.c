@@ -1,7 +1,11 @@
-/* conv2d by im2col and cblas_sgemm, one image at a time (the im2col matrix
- * of one image is the only scratch). A 1x1, stride 1, pad 0 convolution
+/* conv2d by im2col and cblas_sgemm. The images of the batch are shared
+ * among the engine's threads (slr_threads_get()), each running
+ * single-threaded sgemm on its own images with its own slice of the
+ * scratch: one thread pool at a time, so that OpenMP and OpenBLAS threads
+ * never compete for the cores. A 1x1, stride 1, pad 0 convolution
  * multiplies the input directly. The plain loops are slr_ref_conv2d_*. */
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "slr/nn.h"
@@ -10,15 +14,29 @@ static int conv_is_pointwise(const slr_conv2d_dims *d) {
   return d->KH == 1 && d->KW == 1 && d->stride == 1 && d->pad == 0;
 }
 
-size_t slr_conv2d_scratch(const slr_conv2d_dims *d) {
+static int conv_threads(const slr_conv2d_dims *d) {
+  int t = slr_threads_get();
+  if (t > d->N) t = d->N;
+  return t < 1 ? 1 : t;
+}
+
+/* floats per thread: im2col of one image, then a private weight gradient */
+static size_t col_floats(const slr_conv2d_dims *d) {
   if (conv_is_pointwise(d)) return 0;
   return (size_t)d->C * d->KH * d->KW * (size_t)slr_conv2d_oh(d) * slr_conv2d_ow(d);
+}
+static size_t per_thread(const slr_conv2d_dims *d) {
+  size_t wsz = conv_threads(d) > 1 ? (size_t)d->OC * d->C * d->KH * d->KW : 0;
+  return (col_floats(d) + wsz + 15) & ~(size_t)15;
+}
+
+size_t slr_conv2d_scratch(const slr_conv2d_dims *d) {
+  return per_thread(d) * (size_t)conv_threads(d);
 }
 
 /* col (C*KH*KW, OH*OW) from one image x (C, H, W) */
 static void im2col(float *col, const float *x, const slr_conv2d_dims *d, int OH, int OW) {
   int rows = d->C * d->KH * d->KW;
-#pragma omp parallel for schedule(static)
   for (int r = 0; r < rows; r++) {
     int kx = r % d->KW, ky = (r / d->KW) % d->KH, c = r / (d->KW * d->KH);
     const float *plane = x + (int64_t)c * d->H * d->W;
@@ -32,10 +50,13 @@ static void im2col(float *col, const float *x, const slr_conv2d_dims *d, int OH,
       }
       const float *srow = plane + (int64_t)iy * d->W;
       if (d->stride == 1) {
-        for (int x0 = 0; x0 < OW; x0++) {
-          int ix = x0 - d->pad + kx;
-          drow[x0] = (ix >= 0 && ix < d->W) ? srow[ix] : 0.0f;
-        }
+        /* the valid span is one copy; the padded ends are zeros */
+        int x0 = d->pad - kx > 0 ? d->pad - kx : 0;
+        int x1 = d->W + d->pad - kx < OW ? d->W + d->pad - kx : OW;
+        if (x1 < x0) x1 = x0;
+        for (int i = 0; i < x0; i++) drow[i] = 0.0f;
+        if (x1 > x0) memcpy(drow + x0, srow + x0 - d->pad + kx, sizeof(float) * (size_t)(x1 - x0));
+        for (int i = x1; i < OW; i++) drow[i] = 0.0f;
       } else {
         for (int x0 = 0; x0 < OW; x0++) {
           int ix = x0 * d->stride - d->pad + kx;
@@ -46,10 +67,8 @@ static void im2col(float *col, const float *x, const slr_conv2d_dims *d, int OH,
   }
 }
 
-/* dx (C, H, W) += col2im(dcol (C*KH*KW, OH*OW)); parallel over channels so
- * that no two threads write the same plane */
+/* dx (C, H, W) += col2im(dcol (C*KH*KW, OH*OW)) */
 static void col2im_add(float *dx, const float *dcol, const slr_conv2d_dims *d, int OH, int OW) {
-#pragma omp parallel for schedule(static)
   for (int c = 0; c < d->C; c++) {
     float *plane = dx + (int64_t)c * d->H * d->W;
     for (int ky = 0; ky < d->KH; ky++)
@@ -69,17 +88,30 @@ static void col2im_add(float *dx, const float *dcol, const slr_conv2d_dims *d, i
   }
 }
 
+/* While the engine's threads run, OpenBLAS runs single-threaded in each. */
+static void blas_enter(int nt) {
+  if (nt > 1) openblas_set_num_threads(1);
+}
+static void blas_leave(int nt) {
+  if (nt > 1) openblas_set_num_threads(slr_threads_get());
+}
+
 void slr_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                         const slr_conv2d_dims *d, float *scratch) {
   int OH = slr_conv2d_oh(d), OW = slr_conv2d_ow(d);
-  int M = d->OC, Nn = OH * OW, K = d->C * d->KH * d->KW;
+  int M = d->OC, Nn = OH * OW, K = d->C * d->KH * d->KW, nt = conv_threads(d);
+  int pw = conv_is_pointwise(d);
+  size_t pt = per_thread(d);
+  blas_enter(nt);
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int n = 0; n < d->N; n++) {
+    float *col = scratch + pt * (size_t)omp_get_thread_num();
     const float *x = inp + (int64_t)n * d->C * d->H * d->W; // (C, H, W)
     float *y = out + (int64_t)n * d->OC * Nn;                // (OC, OH*OW)
     const float *b = x;
-    if (!conv_is_pointwise(d)) {
-      im2col(scratch, x, d, OH, OW);
-      b = scratch;
+    if (!pw) {
+      im2col(col, x, d, OH, OW);
+      b = col;
     }
     float beta = 0.0f;
     if (bias) {
@@ -90,43 +122,69 @@ void slr_conv2d_forward(float *out, const float *inp, const float *weight, const
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, Nn, K, 1.0f, weight, K, b, Nn,
                 beta, y, Nn);
   }
+  blas_leave(nt);
 }
 
 void slr_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, const slr_conv2d_dims *d,
                          float *scratch) {
   int OH = slr_conv2d_oh(d), OW = slr_conv2d_ow(d);
-  int M = d->OC, Nn = OH * OW, K = d->C * d->KH * d->KW;
+  int M = d->OC, Nn = OH * OW, K = d->C * d->KH * d->KW, nt = conv_threads(d);
   int pw = conv_is_pointwise(d);
-  for (int n = 0; n < d->N; n++) {
-    const float *x = inp + (int64_t)n * d->C * d->H * d->W; // (C, H, W)
-    const float *dy = dout + (int64_t)n * M * Nn;           // (OC, OH*OW)
-    if (dbias) {
-      for (int o = 0; o < M; o++) {
-        double s = 0;
-        for (int i = 0; i < Nn; i++) s += dy[(int64_t)o * Nn + i];
-        dbias[o] += (float)s;
+  size_t pt = per_thread(d), csz = col_floats(d), wsz = (size_t)M * K;
+  if (dbias) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int o = 0; o < M; o++) {
+      double s = 0;
+      for (int n = 0; n < d->N; n++) {
+        const float *dy = dout + ((int64_t)n * M + o) * Nn;
+        for (int i = 0; i < Nn; i++) s += dy[i];
       }
-    }
-    const float *col = x;
-    if (!pw) {
-      im2col(scratch, x, d, OH, OW);
-      col = scratch;
-    }
-    // dweight (OC, K) += dy (OC, Nn) col^T (Nn, K)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, Nn, 1.0f, dy, Nn, col, Nn, 1.0f,
-                dweight, K);
-    if (!dinp) continue;
-    float *dx = dinp + (int64_t)n * d->C * d->H * d->W;
-    if (pw) {
-      // dx (C, HW) += W^T (C, OC) dy (OC, HW)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Nn, M, 1.0f, weight, K, dy, Nn,
-                  1.0f, dx, Nn);
-    } else {
-      // dcol (K, Nn) = W^T dy, then scattered back
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Nn, M, 1.0f, weight, K, dy, Nn,
-                  0.0f, scratch, Nn);
-      col2im_add(dx, scratch, d, OH, OW);
+      dbias[o] += (float)s;
     }
   }
+  blas_enter(nt);
+#pragma omp parallel num_threads(nt)
+  {
+    float *col = scratch + pt * (size_t)omp_get_thread_num();
+    /* one thread accumulates straight into dweight; several use private copies */
+    float *dw = nt > 1 ? col + csz : dweight;
+    if (nt > 1) memset(dw, 0, sizeof(float) * wsz);
+#pragma omp for schedule(static)
+    for (int n = 0; n < d->N; n++) {
+      const float *x = inp + (int64_t)n * d->C * d->H * d->W; // (C, H, W)
+      const float *dy = dout + (int64_t)n * M * Nn;           // (OC, OH*OW)
+      const float *c = x;
+      if (!pw) {
+        im2col(col, x, d, OH, OW);
+        c = col;
+      }
+      // dw (OC, K) += dy (OC, Nn) col^T (Nn, K)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, Nn, 1.0f, dy, Nn, c, Nn, 1.0f,
+                  dw, K);
+      if (!dinp) continue;
+      float *dx = dinp + (int64_t)n * d->C * d->H * d->W;
+      if (pw) {
+        // dx (C, HW) += W^T (C, OC) dy (OC, HW)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Nn, M, 1.0f, weight, K, dy, Nn,
+                    1.0f, dx, Nn);
+      } else {
+        // dcol (K, Nn) = W^T dy, then scattered back
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Nn, M, 1.0f, weight, K, dy, Nn,
+                    0.0f, col, Nn);
+        col2im_add(dx, col, d, OH, OW);
+      }
+    }
+    if (nt > 1) {
+      /* sum the private gradients into dweight, split by rows of the output */
+#pragma omp barrier
+#pragma omp for schedule(static)
+      for (size_t i = 0; i < wsz; i++) {
+        float s = 0.0f;
+        for (int t = 0; t < nt; t++) s += scratch[pt * (size_t)t + csz + i];
+        dweight[i] += s;
+      }
+    }
+  }
+  blas_leave(nt);
 }

@@ -398,6 +398,124 @@ int slr_model_param_groups(const slr_model *m, slr_param_group **groups, int *ng
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+static size_t slot_bytes(const slr_model *m, int s, int N) {
+  const slr_slot *sl = &m->slots[s];
+  return align64(sizeof(float) * (size_t)N * sl->C * sl->H * sl->W);
+}
+
+/* Training: the gradient of an activation lives, in backward order, from
+ * the first operation that touches it (its last reader in the forward
+ * pass, or the start for the outputs that receive the loss gradients) to
+ * the operation that made it; dead gradients give their room to later
+ * ones (best fit). Returns the bytes; with base set, points the slots. */
+static size_t grad_plan(slr_model *m, char *base, int N) {
+  int ns = m->nslots, nops = m->nops;
+  int *birth = malloc(sizeof(int) * (size_t)ns), *death = malloc(sizeof(int) * (size_t)ns);
+  size_t *start = malloc(sizeof(size_t) * (size_t)ns), *len = malloc(sizeof(size_t) * (size_t)ns);
+  size_t *fo = malloc(sizeof(size_t) * (size_t)ns), *fl = malloc(sizeof(size_t) * (size_t)ns);
+  size_t top = 0;
+  int nfree = 0, ok = birth && death && start && len && fo && fl;
+  for (int s = 0; ok && s < ns; s++) birth[s] = -1, death[s] = nops + 1;
+  for (int i = 0; ok && i < nops; i++) {
+    int q3[3] = {m->ops[i].in, m->ops[i].in2, m->ops[i].out};
+    for (int k = 0; k < 3; k++) {
+      if (i > birth[q3[k]]) birth[q3[k]] = i;
+      if (i < death[q3[k]]) death[q3[k]] = i;
+    }
+  }
+  if (ok) {
+    birth[m->pooled_slot] = birth[m->neck_slot] = nops;
+    if (m->logits_slot >= 0) birth[m->logits_slot] = nops;
+  }
+  for (int i = nops; ok && i >= 0; i--) {
+    for (int s = 1; s < ns; s++) {
+      if (birth[s] != i) continue;
+      size_t need = slot_bytes(m, s, N);
+      int best = -1;
+      for (int k = 0; k < nfree; k++)
+        if (fl[k] >= need && (best < 0 || fl[k] < fl[best])) best = k;
+      if (best >= 0) {
+        start[s] = fo[best], len[s] = fl[best];
+        fo[best] = fo[--nfree], fl[best] = fl[nfree];
+      } else {
+        start[s] = top, len[s] = need;
+        top += need;
+      }
+      if (base) m->slots[s].grad = (float *)(void *)(base + start[s]), m->slots[s].grad_birth = i;
+    }
+    for (int s = 1; s < ns && i < nops; s++)
+      if (death[s] == i && birth[s] >= 0) fo[nfree] = start[s], fl[nfree] = len[s], nfree++;
+  }
+  if (!ok) {
+    /* no room to plan: one gradient buffer per slot, all zeroed at the start */
+    top = 0;
+    for (int s = 1; s < ns; s++) {
+      if (base) m->slots[s].grad = (float *)(void *)(base + top), m->slots[s].grad_birth = nops;
+      top += slot_bytes(m, s, N);
+    }
+  }
+  free(birth), free(death), free(start), free(len), free(fo), free(fl);
+  return top;
+}
+
+/* Evaluation: an activation lives from the operation that makes it to its
+ * last reader, and later activations reuse the room of dead ones (best fit
+ * over the freed regions). Returns the bytes of the region; with base set,
+ * points the slots into it. */
+static size_t reuse_plan(slr_model *m, char *base, int N) {
+  int ns = m->nslots;
+  int *last = malloc(sizeof(int) * (size_t)ns);
+  size_t *start = malloc(sizeof(size_t) * (size_t)ns), *len = malloc(sizeof(size_t) * (size_t)ns);
+  size_t *fo = malloc(sizeof(size_t) * (size_t)ns), *fl = malloc(sizeof(size_t) * (size_t)ns);
+  size_t top = 0;
+  int nfree = 0;
+  if (!last || !start || !len || !fo || !fl) {
+    /* no room to plan: one buffer per slot */
+    for (int s = 1; s < ns; s++) {
+      size_t b = align64(sizeof(float) * (size_t)N * m->slots[s].C * m->slots[s].H * m->slots[s].W);
+      if (base) m->slots[s].data = (float *)(void *)(base + top);
+      top += b;
+    }
+    free(last), free(start), free(len), free(fo), free(fl);
+    return top;
+  }
+  for (int s = 0; s < ns; s++) last[s] = -1;
+  for (int i = 0; i < m->nops; i++) {
+    last[m->ops[i].in] = i;
+    last[m->ops[i].in2] = i;
+    last[m->ops[i].out] = i;
+  }
+  /* the outputs stay readable after the forward pass */
+  last[m->pooled_slot] = last[m->neck_slot] = m->nops;
+  if (m->logits_slot >= 0) last[m->logits_slot] = m->nops;
+  for (int i = 0; i < m->nops; i++) {
+    struct slr_op *o = &m->ops[i];
+    int s = o->out;
+    if (s != o->in) {
+      size_t need = align64(sizeof(float) * (size_t)N * m->slots[s].C * m->slots[s].H * m->slots[s].W);
+      int best = -1;
+      for (int k = 0; k < nfree; k++)
+        if (fl[k] >= need && (best < 0 || fl[k] < fl[best])) best = k;
+      if (best >= 0) {
+        start[s] = fo[best], len[s] = fl[best];
+        fo[best] = fo[--nfree], fl[best] = fl[nfree];
+      } else {
+        start[s] = top, len[s] = need;
+        top += need;
+      }
+      if (base) m->slots[s].data = (float *)(void *)(base + start[s]);
+    }
+    int reads[2] = {o->in, o->in2};
+    for (int r = 0; r < 2; r++) {
+      int q = reads[r];
+      if (q == 0 || q == s || (r == 1 && q == o->in) || last[q] != i) continue;
+      fo[nfree] = start[q], fl[nfree] = len[q], nfree++;
+    }
+  }
+  free(last), free(start), free(len), free(fo), free(fl);
+  return top;
+}
+
 /* Walk the operations to get every slot's H and W; with base != NULL carve
  * the buffers from it. Returns the bytes needed. */
 static size_t carve(slr_model *m, char *base, int N, int H, int W, int with_grads, size_t *scratch) {
@@ -449,11 +567,17 @@ static size_t carve(slr_model *m, char *base, int N, int H, int W, int with_grad
       break;
     }
   }
-  for (int s = 1; s < m->nslots; s++) {
-    slr_slot *sl = &m->slots[s];
-    size_t n = (size_t)N * sl->C * sl->H * sl->W;
-    TAKE(sl->data, float, n);
-    if (with_grads) TAKE(sl->grad, float, n);
+  if (with_grads) {
+    /* training keeps every activation for the backward pass */
+    for (int s = 1; s < m->nslots; s++) {
+      slr_slot *sl = &m->slots[s];
+      TAKE(sl->data, float, (size_t)N * sl->C * sl->H * sl->W);
+    }
+    off = align64(off);
+    off += grad_plan(m, base ? base + off : NULL, N);
+  } else {
+    off = align64(off);
+    off += reuse_plan(m, base ? base + off : NULL, N);
   }
 #undef TAKE
   return off;
@@ -471,6 +595,7 @@ int slr_model_plan(slr_model *m, int max_batch, int H, int W, int with_grads) {
   SLR_ALLOC(m->block, bytes);
   SLR_ALLOC(m->scratch, sizeof(float) * (scratch + 1));
   carve(m, m->block, max_batch, H, W, with_grads, &scratch);
+  m->scratch_threads = slr_threads_get();
   m->block_bytes = bytes;
   m->max_batch = max_batch, m->in_h = H, m->in_w = W, m->with_grads = with_grads;
   return 0;
@@ -489,6 +614,14 @@ static slr_bn_dims bn_dims(const slr_model *m, int N, int C, int HW, int ctot) {
 int slr_model_forward(slr_model *m, const float *images, int N, int training, MPI_Comm bn_comm) {
   if (!m->block || N < 1 || N > m->max_batch)
     return SLR_FAIL(SLR_ERR_USAGE, "model forward: batch %d but the plan holds %d", N, m->max_batch);
+  if (m->scratch_threads != slr_threads_get()) {
+    /* the thread setting changed since the plan: resize the conv scratch */
+    size_t need = 0;
+    carve(m, NULL, m->max_batch, m->in_h, m->in_w, m->with_grads, &need);
+    free(m->scratch);
+    SLR_ALLOC(m->scratch, sizeof(float) * (need + 1));
+    m->scratch_threads = slr_threads_get();
+  }
   m->batch = N;
   m->training = training;
   m->bn_comm = bn_comm;
@@ -566,15 +699,20 @@ static void add_into(float *dst, const float *src, int64_t n) {
   for (int64_t k = 0; k < n; k++) dst[k] += src[k];
 }
 
+/* zero the gradients that come to life before backward operation i */
+static void zero_born(slr_model *m, int i, int N) {
+  for (int s = 1; s < m->nslots; s++) {
+    slr_slot *sl = &m->slots[s];
+    if (sl->grad_birth == i) memset(sl->grad, 0, sizeof(float) * (size_t)N * sl->C * sl->H * sl->W);
+  }
+}
+
 int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
                        const float *dlogits) {
   int N = m->batch;
   if (!m->with_grads || !m->training)
     return SLR_FAIL(SLR_ERR_USAGE, "model backward needs a training plan and a training forward");
-  for (int s = 1; s < m->nslots; s++) {
-    slr_slot *sl = &m->slots[s];
-    memset(sl->grad, 0, sizeof(float) * (size_t)N * sl->C * sl->H * sl->W);
-  }
+  zero_born(m, m->nops, N);
   int D = m->feat_dim;
   if (dpooled) add_into(m->slots[m->pooled_slot].grad, dpooled, (int64_t)N * D);
   if (dneck) add_into(m->slots[m->neck_slot].grad, dneck, (int64_t)N * D);
@@ -585,6 +723,7 @@ int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
     struct slr_op *o = &m->ops[i];
     slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
     float *din = o->in == 0 ? NULL : in->grad;
+    zero_born(m, i, N);
     int HW = in->H * in->W;
     switch (o->kind) {
     case OP_CONV: {
@@ -641,6 +780,7 @@ int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
       slr_linear_backward(din, G + o->w, NULL, out->grad, in->data, P + o->w, N, in->C, out->C);
       break;
     }
+    if (m->grad_ready && o->w >= 0) SLR_TRY(m->grad_ready(m->grad_ready_ctx, o->w));
   }
   return 0;
 }
