@@ -212,6 +212,14 @@ typedef struct slr_loader slr_loader;
 /* Train loader over the identity sampler. Local. */
 int slr_loader_create(slr_loader **out, slr_batcher *b, const slr_id_sampler *s, uint64_t seed,
                       int rank, int size, int workers, int depth);
+/* Extraction loader: this rank's images [first, first + count) of the
+ * batcher's split (slr_seq_shard) in batches of `batch` in order, with the
+ * test transform; batch i is requested as (epoch 0, step i) with
+ * steps_per_epoch = slr_loader_steps(l). Local. */
+int slr_loader_create_seq(slr_loader **out, slr_batcher *b, int64_t first, int64_t count,
+                          int64_t batch, int workers, int depth);
+/* Batches per epoch of an extraction loader (0 when count is 0). Local. */
+int64_t slr_loader_steps(const slr_loader *l);
 /* Hand out the batch of (epoch, step): the local slice (count samples,
  * (count, 3, H, W) floats, the sample indices and their pids). The buffers
  * stay valid until the next call. Steps must be requested in increasing
