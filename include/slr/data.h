@@ -47,11 +47,11 @@ typedef struct {
 } slr_dataset;
 
 /* Read a data set described by a domain of the configuration
- * (format market1501 | dukemtmc | msmt17 | personx | list). Every rank reads
- * the same file lists (sorted, so the order is the same everywhere) and the
- * outcome is agreed: on an error (missing folder, layout not found, a file
- * name that does not follow the naming scheme, a bad list line) every rank
- * returns SLR_ERR_INPUT with the message naming the file or folder.
+ * (format market1501 | dukemtmc | msmt17 | personx | list). Rank 0 reads
+ * the folders or lists (sorted) and broadcasts the arrays, so every rank
+ * holds the same data set; on an error (missing folder, layout not found, a
+ * file name that does not follow the naming scheme, a bad list line) every
+ * rank returns SLR_ERR_INPUT with the message naming the file or folder.
  * Collective on comm. */
 int slr_dataset_load(slr_dataset *ds, const slr_domain_cfg *cfg, MPI_Comm comm);
 /* The same without the agreement. Local. */

@@ -60,6 +60,32 @@ static int teardown(void **state) {
   return 0;
 }
 
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *c = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+  return h;
+}
+
+/* rank 0 read the folders; every rank holds the same arrays */
+static void test_same_dataset(void **state) {
+  uint64_t h = 1469598103934665603ull;
+  for (int k = 0; k < SLR_NSPLITS; k++) {
+    const slr_split *s = &ds.split[k];
+    h = fnv(h, &s->n, sizeof s->n);
+    h = fnv(h, &s->num_pids, sizeof s->num_pids);
+    for (int64_t i = 0; i < s->n; i++) {
+      h = fnv(h, s->paths[i], strlen(s->paths[i]) + 1);
+      h = fnv(h, &s->pids[i], sizeof s->pids[i]);
+      h = fnv(h, &s->camids[i], sizeof s->camids[i]);
+    }
+  }
+  uint64_t h0 = h;
+  MPI_Bcast(&h0, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+  assert_all(h == h0);
+  assert_all(ds.split[SLR_QUERY].n == 10 && ds.split[SLR_GALLERY].n == 35);
+  assert_all(strcmp(ds.name, "Market-1501") == 0);
+}
+
 static void test_same_global_batch(void **state) {
   const slr_split *tr = &ds.split[SLR_TRAIN];
   assert_all(tr->n == 5 * 3 * 3 && tr->num_pids == 5);
@@ -207,6 +233,7 @@ static void test_teardown(void **state) { teardown(NULL); }
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_setup),
+    cmocka_unit_test(test_same_dataset),
     cmocka_unit_test(test_same_global_batch),
     cmocka_unit_test(test_seq_shards),
     cmocka_unit_test(test_extraction_loader),
