@@ -568,7 +568,10 @@ int slr_dataset_load(slr_dataset *ds, const slr_domain_cfg *cfg, MPI_Comm comm) 
   SLR_MPI(MPI_Bcast(ds->name, sizeof ds->name, MPI_CHAR, 0, comm));
   if (rank != 0) slr_strlcpy(ds->root, cfg->root, sizeof ds->root);
   for (int k = 0; k < SLR_NSPLITS && !rc; k++) rc = bcast_split(&ds->split[k], rank, comm);
-  if (rc) slr_dataset_free(ds);
+  if (rc)
+    slr_dataset_free(ds);
+  else
+    slr_dataset_log(ds);
   return rc;
 }
 

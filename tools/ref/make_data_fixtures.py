@@ -63,6 +63,14 @@ def main(out):
     pil.convert("P", palette=Image.ADAPTIVE, colors=16).save(os.path.join(out, "pal.png"))
     save(os.path.join(out, "pal.slrf"),
          np.asarray(Image.open(os.path.join(out, "pal.png")).convert("RGB")))
+    pal = pil.convert("P", palette=Image.ADAPTIVE, colors=16)
+    pal.save(os.path.join(out, "pal_trns.png"), transparency=3)
+    save(os.path.join(out, "pal_trns.slrf"),
+         np.asarray(Image.open(os.path.join(out, "pal_trns.png")).convert("RGB")))
+    la = Image.merge("LA", (pil.convert("L"), pil.convert("L").point(lambda v: 255 - v)))
+    la.save(os.path.join(out, "gray_alpha.png"))
+    save(os.path.join(out, "gray_alpha.slrf"),
+         np.asarray(Image.open(os.path.join(out, "gray_alpha.png")).convert("RGB")))
     rgba = np.concatenate([src, (np.arange(64 * 40) % 256).reshape(64, 40, 1).astype(np.uint8)], -1)
     Image.fromarray(rgba, "RGBA").save(os.path.join(out, "rgba.png"))
     save(os.path.join(out, "rgba.slrf"),
