@@ -1,4 +1,5 @@
-/* data images: decoded pixels (JPEG colour and grey, PNG palette and RGBA)
+/* data images: decoded pixels (JPEG colour, grey, odd-sized, progressive;
+ * PNG palette, palette with transparency, grey + alpha, RGBA)
  * and PIL's BILINEAR/BICUBIC resizes (shrinking, enlarging, one axis,
  * mixed) against fixtures made by tools/ref/make_data_fixtures.py with PIL
  * and torchvision (within 1 intensity level; the exact-match share is
@@ -68,8 +69,10 @@ static void test_decode(void **state) {
                             {"pal.png", "pal.slrf"},
                             {"rgba.png", "rgba.slrf"},
                             {"pal_trns.png", "pal_trns.slrf"},
-                            {"gray_alpha.png", "gray_alpha.slrf"}};
-  for (int k = 0; k < 7; k++) {
+                            {"gray_alpha.png", "gray_alpha.slrf"},
+                            {"odd_q75.jpg", "odd_q75.slrf"},
+                            {"progressive.jpg", "progressive.slrf"}};
+  for (int k = 0; k < 9; k++) {
     slr_image im;
     assert_int_equal(slr_image_read(fixture_path(pairs[k][0]), &im), 0);
     fixture f;

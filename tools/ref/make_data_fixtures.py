@@ -57,6 +57,14 @@ def main(out):
     pil.save(os.path.join(out, "src_q90.jpg"), quality=90)
     save(os.path.join(out, "src_q90.slrf"),
          np.asarray(Image.open(os.path.join(out, "src_q90.jpg")).convert("RGB")))
+    # odd sizes (partial MCUs, 4:2:0) and a progressive file
+    odd = pil.crop((0, 0, 37, 23))
+    odd.save(os.path.join(out, "odd_q75.jpg"), quality=75)
+    save(os.path.join(out, "odd_q75.slrf"),
+         np.asarray(Image.open(os.path.join(out, "odd_q75.jpg")).convert("RGB")))
+    pil.save(os.path.join(out, "progressive.jpg"), quality=80, progressive=True)
+    save(os.path.join(out, "progressive.slrf"),
+         np.asarray(Image.open(os.path.join(out, "progressive.jpg")).convert("RGB")))
     pil.convert("L").save(os.path.join(out, "gray.jpg"), quality=85)
     save(os.path.join(out, "gray.slrf"),
          np.asarray(Image.open(os.path.join(out, "gray.jpg")).convert("RGB")))
