@@ -47,15 +47,16 @@ typedef struct {
 } slr_dataset;
 
 /* Read a data set described by a domain of the configuration
- * (format market1501 | dukemtmc | msmt17 | personx | list). Every rank reads
- * the same file lists (sorted, so the order is the same everywhere) and the
- * outcome is agreed: on an error (missing folder, layout not found, a file
- * name that does not follow the naming scheme, a bad list line) every rank
- * returns SLR_ERR_INPUT with the message naming the file or folder.
- * Collective on comm. */
+ * (format market1501 | dukemtmc | msmt17 | personx | list). Rank 0 reads
+ * the folders or lists (sorted) and broadcasts the arrays, so every rank
+ * holds the same data set; on an error (missing folder, layout not found, a
+ * file name that does not follow the naming scheme, a bad list line) every
+ * rank returns SLR_ERR_INPUT with the message naming the file or folder.
+ * Logs the summary table (info level, rank 0). Collective on comm. */
 int slr_dataset_load(slr_dataset *ds, const slr_domain_cfg *cfg, MPI_Comm comm);
 /* The same without the agreement. Local. */
 int slr_dataset_read(slr_dataset *ds, const slr_domain_cfg *cfg);
+/* Local. */
 void slr_dataset_free(slr_dataset *ds);
 /* The peers' summary table (ids, images, cameras per split). Local. */
 void slr_dataset_print(const slr_dataset *ds, FILE *out);
@@ -69,7 +70,9 @@ typedef struct {
   uint8_t *data; /* (h, w, c) */
 } slr_image;
 
+/* Local. */
 void slr_image_free(slr_image *im);
+/* An h x w RGB image (data uninitialised). Local. */
 int slr_image_alloc(slr_image *im, int h, int w);
 /* Decode a JPEG (libjpeg-turbo, default IDCT and fancy upsampling as PIL) or
  * PNG file (by its signature) to RGB. Grey and palette images are expanded,
@@ -144,6 +147,7 @@ typedef struct {
 /* Local. */
 int slr_batcher_init(slr_batcher *b, const slr_split *split, const slr_transform *tf,
                      int cache, int skip_corrupt);
+/* Local. */
 void slr_batcher_free(slr_batcher *b);
 /* out (n, 3, H, W) for the samples idx[0..n-1]; sample i is at position
  * pos0 + i of the global batch (the key of its random draws together with
@@ -154,7 +158,8 @@ void slr_batcher_free(slr_batcher *b);
  * (slr_agree) before the next collective. */
 int slr_batcher_fill(slr_batcher *b, const int64_t *idx, int64_t n, int train, uint64_t seed,
                      int64_t epoch, int64_t step, int64_t pos0, float *out);
-/* Log the count of skipped corrupt files (summed over comm). Collective. */
+/* Log the count of skipped corrupt files (summed over comm). Collective on
+ * comm. */
 int slr_batcher_report(slr_batcher *b, MPI_Comm comm);
 
 /* ---- samplers ------------------------------------------------------------------- */
@@ -181,6 +186,7 @@ typedef struct {
 /* pids < 0 are left out (unclustered outliers). Local. */
 int slr_id_sampler_init(slr_id_sampler *s, const int32_t *pids, const int32_t *camids,
                         int64_t n, int P, int K);
+/* Local. */
 void slr_id_sampler_free(slr_id_sampler *s);
 /* The global batch of (seed, epoch, step): out (P * K) sample indices, the
  * K images of one identity next to each other. Local (the same on every
@@ -212,12 +218,21 @@ typedef struct slr_loader slr_loader;
 /* Train loader over the identity sampler. Local. */
 int slr_loader_create(slr_loader **out, slr_batcher *b, const slr_id_sampler *s, uint64_t seed,
                       int rank, int size, int workers, int depth);
+/* Extraction loader: this rank's images [first, first + count) of the
+ * batcher's split (slr_seq_shard) in batches of `batch` in order, with the
+ * test transform; batch i is requested as (epoch 0, step i) with
+ * steps_per_epoch = slr_loader_steps(l). Local. */
+int slr_loader_create_seq(slr_loader **out, slr_batcher *b, int64_t first, int64_t count,
+                          int64_t batch, int workers, int depth);
+/* Batches per epoch of an extraction loader (0 when count is 0). Local. */
+int64_t slr_loader_steps(const slr_loader *l);
 /* Hand out the batch of (epoch, step): the local slice (count samples,
  * (count, 3, H, W) floats, the sample indices and their pids). The buffers
  * stay valid until the next call. Steps must be requested in increasing
  * order within an epoch (the loader prefetches step+1, ...). Local. */
 int slr_loader_next(slr_loader *l, int64_t epoch, int64_t step, int64_t steps_per_epoch,
                     const float **x, const int64_t **idx, int64_t *count);
+/* Stops and joins the threads. Local. */
 void slr_loader_free(slr_loader *l);
 
 /* ---- synthetic domains ------------------------------------------------------------ */
@@ -235,6 +250,7 @@ typedef struct {
   double train_frac; /* share of identities used for training (rest: query/gallery) */
 } slr_synth_opts;
 
+/* The defaults of `slr synth`. Local. */
 void slr_synth_defaults(slr_synth_opts *o);
 /* Render image `shot` (0..per_cam-1) of identity `id` (0-based) seen by
  * camera `cam` (0-based) into im (allocated). The bytes depend only on the

@@ -88,12 +88,8 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   for (int d = 0; d < 2; d++) {
     if (!want[d] || strcmp(dom[d]->format, "none") == 0) continue;
     slr_dataset ds;
+    slr_info("%s:", names[d]);
     SLR_TRY(slr_dataset_load(&ds, dom[d], ctx->world));
-    if (ctx->rank == 0) {
-      printf("%s: ", names[d]);
-      slr_dataset_print(&ds, stdout);
-      fflush(stdout);
-    }
     int rc = 0;
     for (int k = 0; k < SLR_NSPLITS && check && !rc; k++) {
       int64_t bad = 0;

@@ -75,7 +75,7 @@ static int cmp_i32(const void *a, const void *b) {
 static int distinct(const int32_t *v, int64_t n, int32_t **out, int32_t *count) {
   int32_t *s;
   SLR_ALLOC(s, (size_t)(n ? n : 1) * sizeof *s);
-  memcpy(s, v, (size_t)n * sizeof *s);
+  if (n) memcpy(s, v, (size_t)n * sizeof *s);
   qsort(s, (size_t)n, sizeof *s, cmp_i32);
   int64_t m = 0;
   for (int64_t i = 0; i < n; i++)
@@ -508,9 +508,70 @@ int slr_dataset_read(slr_dataset *ds, const slr_domain_cfg *cfg) {
   return rc;
 }
 
+/* Broadcast a split read by rank 0: sizes, then the path text, offsets,
+ * pids and camids. */
+static int bcast_split(slr_split *sp, int rank, MPI_Comm comm) {
+  int64_t hdr[4] = {sp->n, 0, sp->num_pids, sp->num_cams};
+  int64_t *off = NULL;
+  int rc = 0;
+  if (rank == 0 && sp->n) {
+    hdr[1] = (int64_t)(sp->paths[sp->n - 1] - sp->path_block) +
+             (int64_t)strlen(sp->paths[sp->n - 1]) + 1;
+    off = malloc((size_t)sp->n * sizeof *off);
+    if (!off) rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory sharing the file list");
+    for (int64_t i = 0; off && i < sp->n; i++) off[i] = (int64_t)(sp->paths[i] - sp->path_block);
+  }
+  SLR_TRY(slr_agree(comm, rc));
+  SLR_MPI(MPI_Bcast(hdr, 4, MPI_INT64_T, 0, comm));
+  int64_t n = hdr[0], tlen = hdr[1];
+  if (rank != 0) {
+    memset(sp, 0, sizeof *sp);
+    sp->n = n;
+    sp->num_pids = (int32_t)hdr[2];
+    sp->num_cams = (int32_t)hdr[3];
+    size_t m = (size_t)(n ? n : 1);
+    sp->path_block = malloc((size_t)(tlen ? tlen : 1));
+    sp->paths = malloc(m * sizeof *sp->paths);
+    sp->pids = malloc(m * sizeof *sp->pids);
+    sp->camids = malloc(m * sizeof *sp->camids);
+    off = malloc(m * sizeof *off);
+    if (!sp->path_block || !sp->paths || !sp->pids || !sp->camids || !off)
+      rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory for a file list of %lld images", (long long)n);
+  }
+  rc = slr_agree(comm, rc);
+  /* in pieces below 2^31 bytes (MPI counts are int) */
+  const int64_t piece = (int64_t)1 << 30;
+  for (int64_t a = 0; !rc && a < tlen; a += piece) {
+    int c = (int)(tlen - a < piece ? tlen - a : piece);
+    SLR_MPI(MPI_Bcast(sp->path_block + a, c, MPI_CHAR, 0, comm));
+  }
+  for (int64_t a = 0; !rc && a < n; a += piece / 8) {
+    int c = (int)(n - a < piece / 8 ? n - a : piece / 8);
+    SLR_MPI(MPI_Bcast(off + a, c, MPI_INT64_T, 0, comm));
+    SLR_MPI(MPI_Bcast(sp->pids + a, c, MPI_INT32_T, 0, comm));
+    SLR_MPI(MPI_Bcast(sp->camids + a, c, MPI_INT32_T, 0, comm));
+  }
+  if (!rc && rank != 0)
+    for (int64_t i = 0; i < n; i++) sp->paths[i] = sp->path_block + off[i];
+  free(off);
+  return rc;
+}
+
 int slr_dataset_load(slr_dataset *ds, const slr_domain_cfg *cfg, MPI_Comm comm) {
-  int rc = slr_agree(comm, slr_dataset_read(ds, cfg));
-  if (rc) slr_dataset_free(ds);
+  int rank;
+  SLR_MPI(MPI_Comm_rank(comm, &rank));
+  memset(ds, 0, sizeof *ds);
+  /* rank 0 reads the folders or lists (one pass over the file system,
+   * however many ranks), the others receive the arrays */
+  int rc = slr_agree(comm, rank == 0 ? slr_dataset_read(ds, cfg) : 0);
+  if (rc) return rc;
+  SLR_MPI(MPI_Bcast(ds->name, sizeof ds->name, MPI_CHAR, 0, comm));
+  if (rank != 0) slr_strlcpy(ds->root, cfg->root, sizeof ds->root);
+  for (int k = 0; k < SLR_NSPLITS && !rc; k++) rc = bcast_split(&ds->split[k], rank, comm);
+  if (rc)
+    slr_dataset_free(ds);
+  else
+    slr_dataset_log(ds);
   return rc;
 }
 

@@ -220,7 +220,9 @@ static int decode_png(const uint8_t *buf, size_t len, const char *name, slr_imag
   if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (ctype == PNG_COLOR_TYPE_GRAY || ctype == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
-  if (ctype & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  /* PIL's convert("RGB") drops alpha, also the one a tRNS chunk adds */
+  if ((ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
+    png_set_strip_alpha(png);
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
   if (png_get_rowbytes(png, info) != (size_t)w * 3) png_error(png, "unsupported pixel format");

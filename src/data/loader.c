@@ -27,6 +27,8 @@ typedef struct {
 
 struct slr_loader {
   slr_batcher *b;
+  int seq;                 /* extraction: contiguous batches, test transform */
+  int64_t seq_first, seq_count, seq_batch;
   const slr_id_sampler *s;
   uint64_t seed;
   int rank, size, workers, depth;
@@ -50,9 +52,17 @@ static void schedule(slr_loader *l, int k) {
   slot *sl = &l->slots[k];
   sl->epoch = l->sched_epoch;
   sl->step = l->sched_step;
-  slr_id_sampler_batch(l->s, l->seed, sl->epoch, sl->step, l->batch);
-  slr_batch_slice(l->global, l->rank, l->size, &sl->pos0, &sl->count);
-  memcpy(sl->idx, l->batch + sl->pos0, (size_t)sl->count * sizeof *sl->idx);
+  if (l->seq) {
+    int64_t a = sl->step * l->seq_batch, b = a + l->seq_batch;
+    if (b > l->seq_count) b = l->seq_count;
+    sl->pos0 = 0;
+    sl->count = b > a ? b - a : 0;
+    for (int64_t i = 0; i < sl->count; i++) sl->idx[i] = l->seq_first + a + i;
+  } else {
+    slr_id_sampler_batch(l->s, l->seed, sl->epoch, sl->step, l->batch);
+    slr_batch_slice(l->global, l->rank, l->size, &sl->pos0, &sl->count);
+    memcpy(sl->idx, l->batch + sl->pos0, (size_t)sl->count * sizeof *sl->idx);
+  }
   sl->next = sl->done = sl->busy = 0;
   sl->rc = 0;
   sl->msg[0] = '\0';
@@ -65,7 +75,7 @@ static void schedule(slr_loader *l, int k) {
 
 /* Fill samples [a, b) of slot k. Called without mu. */
 static int fill_chunk(slr_loader *l, slot *sl, int64_t a, int64_t b) {
-  return slr_batcher_fill(l->b, sl->idx + a, b - a, 1, l->seed, sl->epoch, sl->step, sl->pos0 + a,
+  return slr_batcher_fill(l->b, sl->idx + a, b - a, !l->seq, l->seed, sl->epoch, sl->step, sl->pos0 + a,
                           sl->x + (size_t)a * l->per);
 }
 
@@ -114,6 +124,9 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* The part common to both kinds: buffers and threads. */
+static int loader_start(slr_loader *l, int workers, int depth);
+
 int slr_loader_create(slr_loader **out, slr_batcher *b, const slr_id_sampler *s, uint64_t seed,
                       int rank, int size, int workers, int depth) {
   *out = NULL;
@@ -124,14 +137,44 @@ int slr_loader_create(slr_loader **out, slr_batcher *b, const slr_id_sampler *s,
   l->seed = seed;
   l->rank = rank;
   l->size = size;
-  l->workers = workers < 0 ? 0 : workers;
-  l->depth = depth < 1 ? 1 : depth;
-  if (l->workers > 0 && l->depth < 2) l->depth = 2;
   l->global = (int64_t)s->P * s->K;
   int64_t p0;
   slr_batch_slice(l->global, 0, size, &p0, &l->max_count); /* rank 0 has the largest slice */
+  SLR_TRY(loader_start(l, workers, depth));
+  *out = l;
+  return 0;
+}
+
+int slr_loader_create_seq(slr_loader **out, slr_batcher *b, int64_t first, int64_t count,
+                          int64_t batch, int workers, int depth) {
+  *out = NULL;
+  if (batch < 1) return SLR_FAIL(SLR_ERR, "loader: batch size %lld < 1", (long long)batch);
+  slr_loader *l = calloc(1, sizeof *l);
+  if (!l) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory for the loader");
+  l->b = b;
+  l->seq = 1;
+  l->seq_first = first;
+  l->seq_count = count;
+  l->seq_batch = batch;
+  l->size = 1;
+  l->global = batch;
+  l->max_count = batch;
+  SLR_TRY(loader_start(l, workers, depth));
+  *out = l;
+  return 0;
+}
+
+int64_t slr_loader_steps(const slr_loader *l) {
+  return l->seq ? (l->seq_count + l->seq_batch - 1) / l->seq_batch : 0;
+}
+
+static int loader_start(slr_loader *l, int workers, int depth) {
+  slr_batcher *b = l->b;
+  l->workers = workers < 0 ? 0 : workers;
+  l->depth = depth < 1 ? 1 : depth;
+  if (l->workers > 0 && l->depth < 2) l->depth = 2;
   l->per = (size_t)3 * (size_t)b->tf.height * (size_t)b->tf.width;
-  l->batch = malloc((size_t)l->global * sizeof *l->batch);
+  l->batch = malloc((size_t)(l->global ? l->global : 1) * sizeof *l->batch);
   l->slots = calloc((size_t)l->depth, sizeof *l->slots);
   int ok = l->batch && l->slots;
   for (int k = 0; ok && k < l->depth; k++) {
@@ -155,7 +198,6 @@ int slr_loader_create(slr_loader **out, slr_batcher *b, const slr_id_sampler *s,
     slr_loader_free(l);
     return SLR_FAIL(SLR_ERR, "cannot start %d loader threads", workers);
   }
-  *out = l;
   return 0;
 }
 
@@ -201,7 +243,8 @@ int slr_loader_next(slr_loader *l, int64_t epoch, int64_t step, int64_t steps_pe
   if (!match) restart(l, epoch, step);
   for (int d = 0; d < l->depth; d++) {
     int k = (l->head + d) % l->depth;
-    if (l->slots[k].state == SLOT_FREE) schedule(l, k);
+    /* an extraction loader stops at the end of its images */
+    if (l->slots[k].state == SLOT_FREE && !(l->seq && l->sched_epoch > epoch)) schedule(l, k);
   }
   h = &l->slots[l->head];
   if (l->nthreads == 0) {

@@ -45,7 +45,7 @@ int slr_id_sampler_init(slr_id_sampler *s, const int32_t *pids, const int32_t *c
     slr_id_sampler_free(s);
     return SLR_FAIL(SLR_ERR_NOMEM, "out of memory in the identity sampler");
   }
-  memcpy(s->cams, camids, (size_t)n * sizeof *s->cams);
+  if (n) memcpy(s->cams, camids, (size_t)n * sizeof *s->cams);
   int32_t *group = malloc((size_t)(n ? n : 1) * sizeof *group);
   if (!group) {
     slr_id_sampler_free(s);

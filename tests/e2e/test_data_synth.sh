@@ -46,6 +46,12 @@ grep -qF "train    |     6 |       36 |         3" <<<"$out" || fail "train tabl
 grep -qF "query    |     6 |       12 |         3" <<<"$out" || fail "query table: $out"
 grep -qF "gallery  |     6 |       24 |         3" <<<"$out" || fail "gallery table: $out"
 
+# the loader benchmark runs and reports a rate
+out=$("$MPIEXEC" -n 2 "$SLR" data $src="$T/a" --set train.pretrain.batch_size=8 \
+  --set train.pretrain.instances=4 --set data.height=64 --set data.width=32 --bench 3 2>&1) ||
+  fail "bench: $out"
+grep -qE "^images_per_second [0-9]" <<<"$out" || fail "bench output: $out"
+
 # preview: a PNG, one row of 64 px (+2 px gaps) per identity
 "$SLR" synth --preview "$T/p.png" $common --preview-rows 5 >/dev/null || fail "preview"
 [ "$(head -c 8 "$T/p.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "preview is not a PNG"

@@ -60,6 +60,32 @@ static int teardown(void **state) {
   return 0;
 }
 
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *c = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+  return h;
+}
+
+/* rank 0 read the folders; every rank holds the same arrays */
+static void test_same_dataset(void **state) {
+  uint64_t h = 1469598103934665603ull;
+  for (int k = 0; k < SLR_NSPLITS; k++) {
+    const slr_split *s = &ds.split[k];
+    h = fnv(h, &s->n, sizeof s->n);
+    h = fnv(h, &s->num_pids, sizeof s->num_pids);
+    for (int64_t i = 0; i < s->n; i++) {
+      h = fnv(h, s->paths[i], strlen(s->paths[i]) + 1);
+      h = fnv(h, &s->pids[i], sizeof s->pids[i]);
+      h = fnv(h, &s->camids[i], sizeof s->camids[i]);
+    }
+  }
+  uint64_t h0 = h;
+  MPI_Bcast(&h0, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+  assert_all(h == h0);
+  assert_all(ds.split[SLR_QUERY].n == 10 && ds.split[SLR_GALLERY].n == 35);
+  assert_all(strcmp(ds.name, "Market-1501") == 0);
+}
+
 static void test_same_global_batch(void **state) {
   const slr_split *tr = &ds.split[SLR_TRAIN];
   assert_all(tr->n == 5 * 3 * 3 && tr->num_pids == 5);
@@ -137,6 +163,38 @@ static void test_seq_shards(void **state) {
   assert_all(next == first);
 }
 
+static void test_extraction_loader(void **state) {
+  const slr_split *g = &ds.split[SLR_GALLERY];
+  const size_t per = (size_t)3 * tf.height * tf.width;
+  slr_batcher b;
+  assert_all(slr_batcher_init(&b, g, &tf, 0, 0) == 0);
+  int64_t first, count;
+  slr_seq_shard(g->n, rank, size, &first, &count);
+  for (int workers = 0; workers <= 2; workers += 2) {
+    slr_loader *l;
+    assert_all(slr_loader_create_seq(&l, &b, first, count, 5, workers, 3) == 0);
+    int64_t steps = slr_loader_steps(l), seen = 0;
+    assert_all(steps == (count + 4) / 5);
+    float *ref = malloc(5 * per * sizeof(float));
+    for (int64_t i = 0; i < steps; i++) {
+      const float *x;
+      const int64_t *idx;
+      int64_t n;
+      assert_all(slr_loader_next(l, 0, i, steps, &x, &idx, &n) == 0);
+      int ok = n >= 1 && n <= 5;
+      for (int64_t k = 0; k < n; k++) ok &= idx[k] == first + seen + k;
+      assert_all(ok);
+      assert_all(slr_batcher_fill(&b, idx, n, 0, 0, 0, 0, 0, ref) == 0);
+      assert_all(memcmp(x, ref, (size_t)n * per * sizeof(float)) == 0);
+      seen += n;
+    }
+    assert_all(seen == count);
+    free(ref);
+    slr_loader_free(l);
+  }
+  slr_batcher_free(&b);
+}
+
 static void test_bad_file_one_rank(void **state) {
   const slr_split *g = &ds.split[SLR_GALLERY];
   const char *bad = g->paths[g->n - 1]; /* in the last rank's shard */
@@ -175,8 +233,10 @@ static void test_teardown(void **state) { teardown(NULL); }
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_setup),
+    cmocka_unit_test(test_same_dataset),
     cmocka_unit_test(test_same_global_batch),
     cmocka_unit_test(test_seq_shards),
+    cmocka_unit_test(test_extraction_loader),
     cmocka_unit_test(test_bad_file_one_rank),
     cmocka_unit_test(test_teardown),
 };

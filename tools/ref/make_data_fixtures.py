@@ -57,12 +57,28 @@ def main(out):
     pil.save(os.path.join(out, "src_q90.jpg"), quality=90)
     save(os.path.join(out, "src_q90.slrf"),
          np.asarray(Image.open(os.path.join(out, "src_q90.jpg")).convert("RGB")))
+    # odd sizes (partial MCUs, 4:2:0) and a progressive file
+    odd = pil.crop((0, 0, 37, 23))
+    odd.save(os.path.join(out, "odd_q75.jpg"), quality=75)
+    save(os.path.join(out, "odd_q75.slrf"),
+         np.asarray(Image.open(os.path.join(out, "odd_q75.jpg")).convert("RGB")))
+    pil.save(os.path.join(out, "progressive.jpg"), quality=80, progressive=True)
+    save(os.path.join(out, "progressive.slrf"),
+         np.asarray(Image.open(os.path.join(out, "progressive.jpg")).convert("RGB")))
     pil.convert("L").save(os.path.join(out, "gray.jpg"), quality=85)
     save(os.path.join(out, "gray.slrf"),
          np.asarray(Image.open(os.path.join(out, "gray.jpg")).convert("RGB")))
     pil.convert("P", palette=Image.ADAPTIVE, colors=16).save(os.path.join(out, "pal.png"))
     save(os.path.join(out, "pal.slrf"),
          np.asarray(Image.open(os.path.join(out, "pal.png")).convert("RGB")))
+    pal = pil.convert("P", palette=Image.ADAPTIVE, colors=16)
+    pal.save(os.path.join(out, "pal_trns.png"), transparency=3)
+    save(os.path.join(out, "pal_trns.slrf"),
+         np.asarray(Image.open(os.path.join(out, "pal_trns.png")).convert("RGB")))
+    la = Image.merge("LA", (pil.convert("L"), pil.convert("L").point(lambda v: 255 - v)))
+    la.save(os.path.join(out, "gray_alpha.png"))
+    save(os.path.join(out, "gray_alpha.slrf"),
+         np.asarray(Image.open(os.path.join(out, "gray_alpha.png")).convert("RGB")))
     rgba = np.concatenate([src, (np.arange(64 * 40) % 256).reshape(64, 40, 1).astype(np.uint8)], -1)
     Image.fromarray(rgba, "RGBA").save(os.path.join(out, "rgba.png"))
     save(os.path.join(out, "rgba.slrf"),
