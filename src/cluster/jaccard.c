@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "knn_internal.h"
 #include "slr/cluster.h"
 
@@ -220,6 +222,57 @@ static int k_reciprocal(const int32_t *all, int k1, int64_t i, int w, int32_t *o
       }
   }
   return m;
+}
+
+/* Jaccard rows [ra, rb) of this rank (global row0 + r): S through the
+ * inverted lists, summed in double over the columns in ascending order (so
+ * that d(i, j) and d(j, i) are equal to the bit); the pairs with d <=
+ * max_dist go to `out`, their count to len[r + 1]. `acc` is a zeroed array
+ * of n doubles (allocated here when NULL). Local. */
+static int jaccard_rows(int64_t ra, int64_t rb, int64_t row0, int64_t n, const int64_t *qp,
+                        const int32_t *qi, const float *qv, const int64_t *cp,
+                        const int32_t *ci, const float *cv, double max_dist, double *acc,
+                        int64_t *len, entries *out) {
+  int own = acc == NULL;
+  if (own) acc = calloc((size_t)n + 1, sizeof(double));
+  int32_t *touched = malloc((size_t)n * sizeof(int32_t) + 1);
+  int32_t *tmp = malloc((size_t)n * sizeof(int32_t) + 1);
+  int rc = acc && touched && tmp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+  for (int64_t r = ra; r < rb && !rc; r++) {
+    int64_t i = row0 + r;
+    int64_t nt = 0;
+    for (int64_t e = qp[i]; e < qp[i + 1]; e++) {
+      int32_t c = qi[e];
+      double vi = qv[e];
+      for (int64_t f = cp[c]; f < cp[c + 1]; f++) {
+        int32_t j = ci[f];
+        double vj = cv[f];
+        if (acc[j] == 0.0) touched[nt++] = j;
+        acc[j] += vi < vj ? vi : vj;
+      }
+    }
+    sort_keys(touched, nt, tmp);
+    rc = entries_reserve(out, nt);
+    if (rc) break;
+    int64_t kept = 0;
+    for (int64_t a = 0; a < nt; a++) {
+      int32_t j = touched[a];
+      double sum = acc[j];
+      acc[j] = 0.0;
+      double dj = 1.0 - sum / (2.0 - sum);
+      if (dj < 0.0) dj = 0.0;
+      if (dj <= max_dist) {
+        out->i[out->n] = j;
+        out->v[out->n++] = (float)dj;
+        kept++;
+      }
+    }
+    len[r + 1] = kept;
+  }
+  if (own) free(acc);
+  free(touched);
+  free(tmp);
+  return rc;
 }
 
 int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn, int k1,
@@ -438,46 +491,51 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
     cp[0] = 0;
   }
 
-  /* Jaccard distances of my rows */
+  /* Jaccard distances of my rows, the threads over contiguous row ranges */
   jp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
-  int32_t *touched = malloc((size_t)n * sizeof(int32_t) + 1);
-  rc = jp && touched ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+  rc = jp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
   rc = slr_agree(comm, rc);
-  if (rc) {
-    free(touched);
-    goto done;
-  }
-  jp[0] = 0;
-  for (int64_t r = 0; r < nrows && !rc; r++) {
-    int64_t i = row0 + r;
-    int64_t nt = 0;
-    for (int64_t e = gqp[i]; e < gqp[i + 1]; e++) {
-      int32_t c = gqi[e];
-      double vi = gqv[e];
-      for (int64_t f = cp[c]; f < cp[c + 1]; f++) {
-        int32_t j = ci[f];
-        double vj = cv[f];
-        if (acc[j] == 0.0) touched[nt++] = j;
-        acc[j] += vi < vj ? vi : vj;
+  if (rc) goto done;
+  {
+    int nth = omp_get_max_threads();
+    if (nth > nrows) nth = nrows > 0 ? (int)nrows : 1;
+    entries *part = calloc((size_t)nth, sizeof(entries));
+    int *prc = calloc((size_t)nth, sizeof(int));
+    char (*pmsg)[512] = calloc((size_t)nth, 512);
+    if (!part || !prc || !pmsg) rc = SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+    if (!rc) {
+#pragma omp parallel num_threads(nth)
+      {
+        int t = omp_get_thread_num();
+        int64_t ra = nrows * t / nth, rb = nrows * (t + 1) / nth;
+        prc[t] = jaccard_rows(ra, rb, row0, n, gqp, gqi, gqv, cp, ci, cv, max_dist,
+                              t == 0 ? acc : NULL, jp, &part[t]);
+        if (prc[t]) snprintf(pmsg[t], 512, "%s", slr_error_text());
+      }
+      for (int t = 0; t < nth && !rc; t++)
+        if (prc[t]) rc = SLR_FAIL(prc[t], "%s", pmsg[t]);
+    }
+    /* concatenate the threads' entries in row order */
+    int64_t total = 0;
+    for (int t = 0; t < nth && !rc && part; t++) total += part[t].n;
+    if (!rc) rc = entries_reserve(&J, total);
+    if (!rc) {
+      jp[0] = 0;
+      for (int64_t r = 0; r < nrows; r++) jp[r + 1] += jp[r];
+      for (int t = 0; t < nth; t++) {
+        memcpy(J.i + J.n, part[t].i, (size_t)part[t].n * sizeof(int32_t));
+        memcpy(J.v + J.n, part[t].v, (size_t)part[t].n * sizeof(float));
+        J.n += part[t].n;
       }
     }
-    sort_keys(touched, nt, sortbuf);
-    rc = entries_reserve(&J, nt);
-    if (rc) break;
-    for (int64_t a = 0; a < nt; a++) {
-      int32_t j = touched[a];
-      double s = acc[j];
-      acc[j] = 0.0;
-      double dj = 1.0 - s / (2.0 - s);
-      if (dj < 0.0) dj = 0.0;
-      if (dj <= max_dist) {
-        J.i[J.n] = j;
-        J.v[J.n++] = (float)dj;
-      }
+    for (int t = 0; part && t < nth; t++) {
+      free(part[t].i);
+      free(part[t].v);
     }
-    jp[r + 1] = J.n;
+    free(part);
+    free(prc);
+    free(pmsg);
   }
-  free(touched);
   rc = slr_agree(comm, rc);
   if (rc) goto done;
   out->n = n;
