@@ -11,7 +11,7 @@
 
 #include <omp.h>
 
-#include "knn_internal.h"
+#include "internal.h"
 #include "slr/cluster.h"
 
 void slr_sparse_free(slr_sparse *m) {
@@ -186,9 +186,9 @@ static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *of
     for (int64_t p = 0; p < npairs; p++) {
       if (pcol[p] < off[q] || pcol[p] >= off[q + 1]) continue;
       const float *a = x + (int64_t)prow[p] * d, *b = blk + (pcol[p] - off[q]) * d;
-      float s = 0.0f;
-      for (int64_t j = 0; j < d; j++) s += a[j] * b[j];
-      out[p] = s;
+      double s = 0.0;
+      for (int64_t j = 0; j < d; j++) s += (double)a[j] * (double)b[j];
+      out[p] = (float)s;
     }
     if (t + 1 == steps) break;
     int get = (rank + t + 1) % size;

@@ -9,7 +9,7 @@
 
 #include <cblas.h>
 
-#include "knn_internal.h"
+#include "internal.h"
 #include "slr/cluster.h"
 
 int slr_l2_normalize(float *x, int64_t nrows, int64_t d, int64_t row0) {
