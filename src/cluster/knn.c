@@ -129,8 +129,16 @@ static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_t
     for (int64_t a = 0; a < m; a++) {
       const float *sa = s + a * ld;
       int64_t r = r0 + a;
-      for (int64_t b = 0; b < nc; b++)
-        if (sa[b] >= rows->thr[r]) slr_topk_push(rows, r, sa[b], g_col0 + (int32_t)b);
+      /* most chunks of 16 hold no candidate: test them without branches */
+      for (int64_t b0 = 0; b0 < nc; b0 += 16) {
+        int64_t b1 = b0 + 16 < nc ? b0 + 16 : nc;
+        float t = rows->thr[r];
+        int hit = 0;
+        for (int64_t b = b0; b < b1; b++) hit |= sa[b] >= t;
+        if (!hit) continue;
+        for (int64_t b = b0; b < b1; b++)
+          if (sa[b] >= rows->thr[r]) slr_topk_push(rows, r, sa[b], g_col0 + (int32_t)b);
+      }
     }
     if (cols) {
       /* each thread owns a range of columns and scans all rows */
@@ -140,6 +148,9 @@ static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_t
         const float *thr = cols->thr + c0;
         for (int64_t a = 0; a < m; a++) {
           const float *sa = s + a * ld;
+          int hit = 0;
+          for (int64_t b = b0; b < b1; b++) hit |= sa[b] >= thr[b];
+          if (!hit) continue;
           for (int64_t b = b0; b < b1; b++)
             if (sa[b] >= thr[b]) slr_topk_push(cols, c0 + b, sa[b], g_row0 + (int32_t)a);
         }
