@@ -162,7 +162,6 @@ static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *of
   int rank, size;
   SLR_MPI(MPI_Comm_rank(comm, &rank));
   SLR_MPI(MPI_Comm_size(comm, &size));
-  int64_t nrows = off[rank + 1] - off[rank];
   int64_t remote = 0;
   for (int64_t p = 0; p < npairs; p++) remote += pcol[p] < off[rank] || pcol[p] >= off[rank + 1];
   int64_t any = 0;
@@ -171,13 +170,14 @@ static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *of
   int64_t maxrows = 0;
   for (int q = 0; q < size; q++)
     if (off[q + 1] - off[q] > maxrows) maxrows = off[q + 1] - off[q];
-  float *cur = NULL, *nxt = NULL;
+  /* the visiting block: x at first, then one of two buffers (the second
+   * only needed with 3 or more ranks) */
+  float *bufa = NULL, *bufb = NULL;
   int rc = 0;
   if (steps > 1) {
-    cur = malloc((size_t)(maxrows * d) * sizeof(float) + 1);
-    nxt = malloc((size_t)(maxrows * d) * sizeof(float) + 1);
-    if (!cur || !nxt) rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory (ring buffers)");
-    else memcpy(cur, x, (size_t)(nrows * d) * sizeof(float));
+    bufa = malloc((size_t)(maxrows * d) * sizeof(float) + 1);
+    bufb = steps > 2 ? malloc((size_t)(maxrows * d) * sizeof(float) + 1) : NULL;
+    if (!bufa || (steps > 2 && !bufb)) rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory (ring buffers)");
   }
   rc = slr_agree(comm, rc);
   const float *blk = x;
@@ -193,17 +193,15 @@ static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *of
     if (t + 1 == steps) break;
     int get = (rank + t + 1) % size;
     int left = (rank - 1 + size) % size, right = (rank + 1) % size;
-    int mrc = MPI_Sendrecv(t == 0 ? x : cur, (int)((off[q + 1] - off[q]) * d), MPI_FLOAT, left,
-                           400 + t, nxt, (int)((off[get + 1] - off[get]) * d), MPI_FLOAT, right,
-                           400 + t, comm, MPI_STATUS_IGNORE);
+    float *nxt = blk == bufa ? bufb : bufa;
+    int mrc = MPI_Sendrecv(blk, (int)((off[q + 1] - off[q]) * d), MPI_FLOAT, left, 400 + t, nxt,
+                           (int)((off[get + 1] - off[get]) * d), MPI_FLOAT, right, 400 + t, comm,
+                           MPI_STATUS_IGNORE);
     if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "ring shift (Jaccard)", __FILE__, __LINE__);
-    float *tmp = cur;
-    cur = nxt;
-    nxt = tmp;
-    blk = cur;
+    blk = nxt;
   }
-  free(cur);
-  free(nxt);
+  free(bufa);
+  free(bufb);
   return slr_agree(comm, rc);
 }
 

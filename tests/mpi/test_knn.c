@@ -1,4 +1,4 @@
-// ranks: 1 2 3
+// ranks: 1 2 3 4
 /* cluster/knn: exact k nearest neighbours against a brute-force search in
  * double: exactly equal (ties by the lower index) on features whose inner
  * products are exact in float (many ties), and equal up to rounding on
