@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "cli.h"
 #include "slr/cluster.h"
 #include "slr/io.h"
@@ -100,6 +102,14 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
     return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --min-samples %lld must be >= 1",
                     (long long)min_samples);
   if (threads > 0) slr_threads_set((int)threads, ctx->node_size);
+  /* OpenBLAS falls back to its SSE3 kernels on CPUs it cannot name (some
+   * virtual machines), several times slower for the distance products */
+  const char *core = openblas_get_corename();
+  if (core && strcmp(core, "Prescott") == 0 &&
+      (__builtin_cpu_supports("avx512f") || __builtin_cpu_supports("avx2")))
+    slr_warn("OpenBLAS uses its generic Prescott kernels on this CPU; set "
+             "OPENBLAS_CORETYPE=%s (mpiexec -x OPENBLAS_CORETYPE) for a faster sgemm",
+             __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell");
 
   double t0 = slr_now();
   float *x = NULL;

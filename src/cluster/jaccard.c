@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "knn_internal.h"
+#include <omp.h>
+
+#include "internal.h"
 #include "slr/cluster.h"
 
 void slr_sparse_free(slr_sparse *m) {
@@ -160,7 +162,6 @@ static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *of
   int rank, size;
   SLR_MPI(MPI_Comm_rank(comm, &rank));
   SLR_MPI(MPI_Comm_size(comm, &size));
-  int64_t nrows = off[rank + 1] - off[rank];
   int64_t remote = 0;
   for (int64_t p = 0; p < npairs; p++) remote += pcol[p] < off[rank] || pcol[p] >= off[rank + 1];
   int64_t any = 0;
@@ -169,13 +170,14 @@ static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *of
   int64_t maxrows = 0;
   for (int q = 0; q < size; q++)
     if (off[q + 1] - off[q] > maxrows) maxrows = off[q + 1] - off[q];
-  float *cur = NULL, *nxt = NULL;
+  /* the visiting block: x at first, then one of two buffers (the second
+   * only needed with 3 or more ranks) */
+  float *bufa = NULL, *bufb = NULL;
   int rc = 0;
   if (steps > 1) {
-    cur = malloc((size_t)(maxrows * d) * sizeof(float) + 1);
-    nxt = malloc((size_t)(maxrows * d) * sizeof(float) + 1);
-    if (!cur || !nxt) rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory (ring buffers)");
-    else memcpy(cur, x, (size_t)(nrows * d) * sizeof(float));
+    bufa = malloc((size_t)(maxrows * d) * sizeof(float) + 1);
+    bufb = steps > 2 ? malloc((size_t)(maxrows * d) * sizeof(float) + 1) : NULL;
+    if (!bufa || (steps > 2 && !bufb)) rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory (ring buffers)");
   }
   rc = slr_agree(comm, rc);
   const float *blk = x;
@@ -184,24 +186,22 @@ static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *of
     for (int64_t p = 0; p < npairs; p++) {
       if (pcol[p] < off[q] || pcol[p] >= off[q + 1]) continue;
       const float *a = x + (int64_t)prow[p] * d, *b = blk + (pcol[p] - off[q]) * d;
-      float s = 0.0f;
-      for (int64_t j = 0; j < d; j++) s += a[j] * b[j];
-      out[p] = s;
+      double s = 0.0;
+      for (int64_t j = 0; j < d; j++) s += (double)a[j] * (double)b[j];
+      out[p] = (float)s;
     }
     if (t + 1 == steps) break;
     int get = (rank + t + 1) % size;
     int left = (rank - 1 + size) % size, right = (rank + 1) % size;
-    int mrc = MPI_Sendrecv(t == 0 ? x : cur, (int)((off[q + 1] - off[q]) * d), MPI_FLOAT, left,
-                           400 + t, nxt, (int)((off[get + 1] - off[get]) * d), MPI_FLOAT, right,
-                           400 + t, comm, MPI_STATUS_IGNORE);
+    float *nxt = blk == bufa ? bufb : bufa;
+    int mrc = MPI_Sendrecv(blk, (int)((off[q + 1] - off[q]) * d), MPI_FLOAT, left, 400 + t, nxt,
+                           (int)((off[get + 1] - off[get]) * d), MPI_FLOAT, right, 400 + t, comm,
+                           MPI_STATUS_IGNORE);
     if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "ring shift (Jaccard)", __FILE__, __LINE__);
-    float *tmp = cur;
-    cur = nxt;
-    nxt = tmp;
-    blk = cur;
+    blk = nxt;
   }
-  free(cur);
-  free(nxt);
+  free(bufa);
+  free(bufb);
   return slr_agree(comm, rc);
 }
 
@@ -220,6 +220,57 @@ static int k_reciprocal(const int32_t *all, int k1, int64_t i, int w, int32_t *o
       }
   }
   return m;
+}
+
+/* Jaccard rows [ra, rb) of this rank (global row0 + r): S through the
+ * inverted lists, summed in double over the columns in ascending order (so
+ * that d(i, j) and d(j, i) are equal to the bit); the pairs with d <=
+ * max_dist go to `out`, their count to len[r + 1]. `acc` is a zeroed array
+ * of n doubles (allocated here when NULL). Local. */
+static int jaccard_rows(int64_t ra, int64_t rb, int64_t row0, int64_t n, const int64_t *qp,
+                        const int32_t *qi, const float *qv, const int64_t *cp,
+                        const int32_t *ci, const float *cv, double max_dist, double *acc,
+                        int64_t *len, entries *out) {
+  int own = acc == NULL;
+  if (own) acc = calloc((size_t)n + 1, sizeof(double));
+  int32_t *touched = malloc((size_t)n * sizeof(int32_t) + 1);
+  int32_t *tmp = malloc((size_t)n * sizeof(int32_t) + 1);
+  int rc = acc && touched && tmp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+  for (int64_t r = ra; r < rb && !rc; r++) {
+    int64_t i = row0 + r;
+    int64_t nt = 0;
+    for (int64_t e = qp[i]; e < qp[i + 1]; e++) {
+      int32_t c = qi[e];
+      double vi = qv[e];
+      for (int64_t f = cp[c]; f < cp[c + 1]; f++) {
+        int32_t j = ci[f];
+        double vj = cv[f];
+        if (acc[j] == 0.0) touched[nt++] = j;
+        acc[j] += vi < vj ? vi : vj;
+      }
+    }
+    sort_keys(touched, nt, tmp);
+    rc = entries_reserve(out, nt);
+    if (rc) break;
+    int64_t kept = 0;
+    for (int64_t a = 0; a < nt; a++) {
+      int32_t j = touched[a];
+      double sum = acc[j];
+      acc[j] = 0.0;
+      double dj = 1.0 - sum / (2.0 - sum);
+      if (dj < 0.0) dj = 0.0;
+      if (dj <= max_dist) {
+        out->i[out->n] = j;
+        out->v[out->n++] = (float)dj;
+        kept++;
+      }
+    }
+    len[r + 1] = kept;
+  }
+  if (own) free(acc);
+  free(touched);
+  free(tmp);
+  return rc;
 }
 
 int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn, int k1,
@@ -438,46 +489,51 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
     cp[0] = 0;
   }
 
-  /* Jaccard distances of my rows */
+  /* Jaccard distances of my rows, the threads over contiguous row ranges */
   jp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
-  int32_t *touched = malloc((size_t)n * sizeof(int32_t) + 1);
-  rc = jp && touched ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+  rc = jp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
   rc = slr_agree(comm, rc);
-  if (rc) {
-    free(touched);
-    goto done;
-  }
-  jp[0] = 0;
-  for (int64_t r = 0; r < nrows && !rc; r++) {
-    int64_t i = row0 + r;
-    int64_t nt = 0;
-    for (int64_t e = gqp[i]; e < gqp[i + 1]; e++) {
-      int32_t c = gqi[e];
-      double vi = gqv[e];
-      for (int64_t f = cp[c]; f < cp[c + 1]; f++) {
-        int32_t j = ci[f];
-        double vj = cv[f];
-        if (acc[j] == 0.0) touched[nt++] = j;
-        acc[j] += vi < vj ? vi : vj;
+  if (rc) goto done;
+  {
+    int nth = omp_get_max_threads();
+    if (nth > nrows) nth = nrows > 0 ? (int)nrows : 1;
+    entries *part = calloc((size_t)nth, sizeof(entries));
+    int *prc = calloc((size_t)nth, sizeof(int));
+    char (*pmsg)[512] = calloc((size_t)nth, 512);
+    if (!part || !prc || !pmsg) rc = SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+    if (!rc) {
+#pragma omp parallel num_threads(nth)
+      {
+        int t = omp_get_thread_num();
+        int64_t ra = nrows * t / nth, rb = nrows * (t + 1) / nth;
+        prc[t] = jaccard_rows(ra, rb, row0, n, gqp, gqi, gqv, cp, ci, cv, max_dist,
+                              t == 0 ? acc : NULL, jp, &part[t]);
+        if (prc[t]) snprintf(pmsg[t], 512, "%s", slr_error_text());
+      }
+      for (int t = 0; t < nth && !rc; t++)
+        if (prc[t]) rc = SLR_FAIL(prc[t], "%s", pmsg[t]);
+    }
+    /* concatenate the threads' entries in row order */
+    int64_t total = 0;
+    for (int t = 0; t < nth && !rc && part; t++) total += part[t].n;
+    if (!rc) rc = entries_reserve(&J, total);
+    if (!rc) {
+      jp[0] = 0;
+      for (int64_t r = 0; r < nrows; r++) jp[r + 1] += jp[r];
+      for (int t = 0; t < nth; t++) {
+        memcpy(J.i + J.n, part[t].i, (size_t)part[t].n * sizeof(int32_t));
+        memcpy(J.v + J.n, part[t].v, (size_t)part[t].n * sizeof(float));
+        J.n += part[t].n;
       }
     }
-    sort_keys(touched, nt, sortbuf);
-    rc = entries_reserve(&J, nt);
-    if (rc) break;
-    for (int64_t a = 0; a < nt; a++) {
-      int32_t j = touched[a];
-      double s = acc[j];
-      acc[j] = 0.0;
-      double dj = 1.0 - s / (2.0 - s);
-      if (dj < 0.0) dj = 0.0;
-      if (dj <= max_dist) {
-        J.i[J.n] = j;
-        J.v[J.n++] = (float)dj;
-      }
+    for (int t = 0; part && t < nth; t++) {
+      free(part[t].i);
+      free(part[t].v);
     }
-    jp[r + 1] = J.n;
+    free(part);
+    free(prc);
+    free(pmsg);
   }
-  free(touched);
   rc = slr_agree(comm, rc);
   if (rc) goto done;
   out->n = n;

@@ -9,7 +9,7 @@
 
 #include <cblas.h>
 
-#include "knn_internal.h"
+#include "internal.h"
 #include "slr/cluster.h"
 
 int slr_l2_normalize(float *x, int64_t nrows, int64_t d, int64_t row0) {
@@ -129,8 +129,16 @@ static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_t
     for (int64_t a = 0; a < m; a++) {
       const float *sa = s + a * ld;
       int64_t r = r0 + a;
-      for (int64_t b = 0; b < nc; b++)
-        if (sa[b] >= rows->thr[r]) slr_topk_push(rows, r, sa[b], g_col0 + (int32_t)b);
+      /* most chunks of 16 hold no candidate: test them without branches */
+      for (int64_t b0 = 0; b0 < nc; b0 += 16) {
+        int64_t b1 = b0 + 16 < nc ? b0 + 16 : nc;
+        float t = rows->thr[r];
+        int hit = 0;
+        for (int64_t b = b0; b < b1; b++) hit |= sa[b] >= t;
+        if (!hit) continue;
+        for (int64_t b = b0; b < b1; b++)
+          if (sa[b] >= rows->thr[r]) slr_topk_push(rows, r, sa[b], g_col0 + (int32_t)b);
+      }
     }
     if (cols) {
       /* each thread owns a range of columns and scans all rows */
@@ -140,6 +148,9 @@ static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_t
         const float *thr = cols->thr + c0;
         for (int64_t a = 0; a < m; a++) {
           const float *sa = s + a * ld;
+          int hit = 0;
+          for (int64_t b = b0; b < b1; b++) hit |= sa[b] >= thr[b];
+          if (!hit) continue;
           for (int64_t b = b0; b < b1; b++)
             if (sa[b] >= thr[b]) slr_topk_push(cols, c0 + b, sa[b], g_row0 + (int32_t)a);
         }
@@ -243,7 +254,10 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
   int64_t row0 = off[rank];
 
   slr_topk own = {0}, part = {0};
-  float *buf = NULL, *cur = NULL, *nxt = NULL, *pv = NULL, *rv = NULL;
+  /* the visiting block: x itself at first, then one of two buffers (the
+   * second only needed with 4 or more ranks) */
+  float *buf = NULL, *bufa = NULL, *bufb = NULL, *pv = NULL, *rv = NULL;
+  const float *cur = x;
   int32_t *pid = NULL, *rid = NULL;
   int rc = slr_topk_init(&own, nrows, k);
   if (!rc) rc = slr_topk_init(&part, maxrows, k);
@@ -251,13 +265,13 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
   size_t lst = (size_t)(maxrows * k) + 1;
   if (!rc) {
     buf = malloc((size_t)(tile * tile) * sizeof(float));
-    cur = size > 1 ? malloc(blk) : NULL;
-    nxt = size > 1 ? malloc(blk) : NULL;
+    bufa = size > 1 ? malloc(blk) : NULL;
+    bufb = size / 2 > 1 ? malloc(blk) : NULL;
     pv = malloc(lst * sizeof(float));
     rv = malloc(lst * sizeof(float));
     pid = malloc(lst * sizeof(int32_t));
     rid = malloc(lst * sizeof(int32_t));
-    if (!buf || (size > 1 && (!cur || !nxt)) || !pv || !rv || !pid || !rid)
+    if (!buf || (size > 1 && !bufa) || (size / 2 > 1 && !bufb) || !pv || !rv || !pid || !rid)
       rc = SLR_FAIL(SLR_ERR_NOMEM, "kNN: out of memory (tile %lld, block %lld x %lld)",
                     (long long)tile, (long long)maxrows, (long long)d);
   }
@@ -268,11 +282,11 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
   block_product(x, nrows, (int32_t)row0, &own, 0, x, nrows, (int32_t)row0, NULL, 0, d, 1,
                 tile, buf);
 
-  if (size > 1) memcpy(cur, x, (size_t)(nrows * d) * sizeof(float));
   int left = (rank - 1 + size) % size, right = (rank + 1) % size;
   for (int t = 1; t <= size / 2 && !rc; t++) {
     /* shift the visiting block one rank to the left: cur becomes block rank+t */
     int have = (rank + t - 1) % size, get = (rank + t) % size;
+    float *nxt = cur == bufa ? bufb : bufa;
     MPI_Request req[2];
     int mrc = MPI_Irecv(nxt, (int)((off[get + 1] - off[get]) * d), MPI_FLOAT, right, 100 + t,
                         comm, &req[0]);
@@ -284,9 +298,7 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
       rc = slr_error_mpi(mrc, "kNN ring shift", __FILE__, __LINE__);
       break;
     }
-    float *tmp = cur;
     cur = nxt;
-    nxt = tmp;
     int s = get;
     int64_t ns = off[s + 1] - off[s];
     part.rows = ns;
@@ -357,8 +369,8 @@ done:
   part.rows = maxrows;
   slr_topk_free(&part);
   free(buf);
-  free(cur);
-  free(nxt);
+  free(bufa);
+  free(bufb);
   free(pv);
   free(rv);
   free(pid);

@@ -5,7 +5,8 @@
  * the peers' slices end, the Jaccard support exactly and the values within
  * 1e-5, the max_dist cut, and the DBSCAN labels exactly, from the Jaccard
  * matrix and through slr_cluster_labels. k1 = 30/k2 = 6, k1 = 5 (half size
- * 2.5 -> 2) and k1 = 7 with k2 = 1 (no query expansion). */
+ * 2.5 -> 2, run with 2 threads per rank) and k1 = 7 with k2 = 1 (no query
+ * expansion). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,7 +162,12 @@ static void run_fixture(const char *name) {
 }
 
 static void test_k30(void **state) { run_fixture("jaccard_k30.h5"); }
-static void test_k5(void **state) { run_fixture("jaccard_k5.h5"); }
+/* also with two threads per rank (the Jaccard rows are split over threads) */
+static void test_k5(void **state) {
+  slr_threads_set(2, 1);
+  run_fixture("jaccard_k5.h5");
+  slr_threads_set(1, 1);
+}
 static void test_k7_no_qe(void **state) { run_fixture("jaccard_k7.h5"); }
 
 static void test_bad_params(void **state) {

@@ -1,4 +1,4 @@
-// ranks: 1 2 3
+// ranks: 1 2 3 4
 /* cluster/knn: exact k nearest neighbours against a brute-force search in
  * double: exactly equal (ties by the lower index) on features whose inner
  * products are exact in float (many ties), and equal up to rounding on
@@ -126,6 +126,10 @@ static void test_exact_ties(void **state) {
   balanced(n, counts);
   assert_all(check_knn(x, n, d, 17, 0, counts, 1));
   assert_all(check_knn(x, n, d, 17, 7, counts, 1));
+  /* two threads: the column updates of a tile are split over threads */
+  slr_threads_set(2, 1);
+  assert_all(check_knn(x, n, d, 17, 64, counts, 1));
+  slr_threads_set(1, 1);
   assert_all(check_knn(x, n, d, 1, 5, counts, 1));
   assert_all(check_knn(x, n, d, (int)n, 64, counts, 1));
   /* uneven blocks, the last rank with none */
