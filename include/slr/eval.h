@@ -63,6 +63,9 @@ typedef struct {
   int64_t num_query;              /* all queries */
   int64_t num_valid;              /* queries with at least one match */
   int64_t num_gallery;
+  /* seconds spent on this rank: distances (sgemm + transform), finding and
+   * counting matches, communication */
+  double time_distance, time_matches, time_comm;
 } slr_eval_result;
 
 /* Evaluate. On each rank: nq query rows qf (nq, dim) with pids qpid and

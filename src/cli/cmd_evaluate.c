@@ -180,7 +180,9 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
     for (int i = 0; i < 4; i++) printf("Rank-%-3d %6.2f%%\n", ranks[i], 100 * res.cmc[ranks[i] - 1]);
     fflush(stdout);
   }
-  slr_info("evaluate: read %.2f s, total %.2f s on %d ranks, peak RSS %.0f MB (rank 0)", t_read,
-           t_all, ctx->size, (double)slr_peak_rss() / 1e6);
+  slr_info("evaluate: read %.2f s, distances %.2f s, matches %.2f s, communication %.2f s, "
+           "total %.2f s on %d ranks; peak RSS %.0f MB (rank 0)",
+           t_read, res.time_distance, res.time_matches, res.time_comm, t_all, ctx->size,
+           (double)slr_peak_rss() / 1e6);
   return 0;
 }

@@ -158,7 +158,7 @@ static int gather_block(MPI_Comm comm, work *w, int rank, const float *qf, int64
 /* Every positive (same pid, other camera) of each query of the block, from
  * all ranks, sorted by (distance, gallery index). */
 static int collect_positives(MPI_Comm comm, work *w, const int64_t *gcam, int64_t ng,
-                             int64_t b0, int64_t nb) {
+                             int64_t b0, int64_t nb, double *tcomm) {
   int64_t nloc = 0;
   int rc = 0;
   for (int64_t q = 0; q < nb; q++) {
@@ -185,6 +185,7 @@ static int collect_positives(MPI_Comm comm, work *w, const int64_t *gcam, int64_
     w->cnt_loc[q] = c;
     if (rc) break;
   }
+  double t0 = slr_now();
   SLR_TRY(slr_agree(comm, rc));
   SLR_MPI(MPI_Allgather(w->cnt_loc, (int)nb, MPI_INT, w->cnt_all, (int)nb, MPI_INT, comm));
   int64_t total = 0;
@@ -210,6 +211,7 @@ static int collect_positives(MPI_Comm comm, work *w, const int64_t *gcam, int64_
                          comm));
   SLR_MPI(MPI_Allgatherv(w->sj, (int)nloc, MPI_INT64_T, w->rj, w->rcounts, w->rdispls,
                          MPI_INT64_T, comm));
+  *tcomm += slr_now() - t0;
   /* regroup by query: rank r's part lists its queries in order */
   w->pstart[0] = 0;
   for (int64_t q = 0; q < nb; q++) {
@@ -363,9 +365,13 @@ static int evaluate(MPI_Comm comm, work *w, int rank, const float *qf, const flo
   int64_t first_hits[SLR_EVAL_MAX_RANK] = {0}, nvalid = 0;
   slr_progress prog;
   if (o->progress) slr_progress_begin(&prog, "evaluate", w->nq_tot, "queries", 0);
+  double t0, tc = 0;
   for (int64_t b0 = 0; b0 < w->nq_tot; b0 += B) {
     int64_t nb = w->nq_tot - b0 < B ? w->nq_tot - b0 : B;
+    t0 = slr_now();
     SLR_TRY(gather_block(comm, w, rank, qf, b0, nb));
+    tc += slr_now() - t0;
+    t0 = slr_now();
     for (int64_t q = 0; q < nb; q++) w->qinv[q] = inv_norm(w->qb + q * dim, dim);
     /* (nb, ng) block of inner products, then distances in place */
     for (int64_t g0 = 0; g0 < ng; g0 += GB) {
@@ -379,13 +385,17 @@ static int evaluate(MPI_Comm comm, work *w, int rank, const float *qf, const flo
       float *row = w->s + q * ng, qi = w->qinv[q];
       for (int64_t j = 0; j < ng; j++) row[j] = a - a * (row[j] * qi * w->ginv[j]);
     }
-    SLR_TRY(collect_positives(comm, w, gcam, ng, b0, nb));
+    res->time_distance += slr_now() - t0;
+    t0 = slr_now();
+    SLR_TRY(collect_positives(comm, w, gcam, ng, b0, nb, &tc));
     count_negatives(w, gpid, ng, b0, nb);
     int64_t total = w->pstart[nb];
     if (total > 0x7fffffff)
       return SLR_FAIL(SLR_ERR, "evaluation: %lld matches in one query block; lower query_block",
                       (long long)total);
+    double t1 = slr_now();
     SLR_MPI(MPI_Allreduce(MPI_IN_PLACE, w->hist, (int)total, MPI_INT64_T, MPI_SUM, comm));
+    tc += slr_now() - t1;
     /* the metrics of the block's queries, in global query order */
     for (int64_t q = 0; q < nb; q++) {
       int64_t np = w->pstart[q + 1] - w->pstart[q];
@@ -403,8 +413,11 @@ static int evaluate(MPI_Comm comm, work *w, int rank, const float *qf, const flo
       sum_inp += (double)np / (double)(pos_rank + 1);
       nvalid++;
     }
+    res->time_matches += slr_now() - t0;
     if (o->progress) slr_progress_update(&prog, b0 + nb);
   }
+  res->time_matches -= tc;
+  res->time_comm = tc;
   if (o->progress) slr_progress_end(&prog);
   res->num_query = w->nq_tot;
   res->num_gallery = w->ng_tot;
