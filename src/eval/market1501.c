@@ -196,6 +196,10 @@ static int collect_positives(MPI_Comm comm, work *w, const int64_t *gcam, int64_
     w->rdispls[r] = (int)total;
     total += t;
   }
+  /* the same on every rank */
+  if (total > 0x7fffffff)
+    return SLR_FAIL(SLR_ERR, "evaluation: %lld matches in one query block; lower query_block",
+                    (long long)total);
   rc = reserve((void **)&w->sd, &w->sd_cap, nloc, sizeof(float));
   if (!rc) rc = reserve((void **)&w->sj, &w->sj_cap, nloc, sizeof(int64_t));
   if (!rc) rc = reserve((void **)&w->rd, &w->rd_cap, total, sizeof(float));
@@ -236,8 +240,9 @@ static int collect_positives(MPI_Comm comm, work *w, const int64_t *gcam, int64_
   return 0;
 }
 
-/* hist[pstart[q] + m] = local negatives of query q that precede exactly
- * m positives' worth of the order: m = #positives before the negative. */
+/* hist[pstart[q] + m] = the number of this rank's non-matching gallery
+ * items of query q that come after exactly m of its matches in the order
+ * (items after the last match are not counted). */
 static void count_negatives(work *w, const int64_t *gpid, int64_t ng, int64_t b0, int64_t nb) {
   int64_t total = w->pstart[nb];
   memset(w->hist, 0, (size_t)total * sizeof(int64_t));
@@ -390,9 +395,6 @@ static int evaluate(MPI_Comm comm, work *w, int rank, const float *qf, const flo
     SLR_TRY(collect_positives(comm, w, gcam, ng, b0, nb, &tc));
     count_negatives(w, gpid, ng, b0, nb);
     int64_t total = w->pstart[nb];
-    if (total > 0x7fffffff)
-      return SLR_FAIL(SLR_ERR, "evaluation: %lld matches in one query block; lower query_block",
-                      (long long)total);
     double t1 = slr_now();
     SLR_MPI(MPI_Allreduce(MPI_IN_PLACE, w->hist, (int)total, MPI_INT64_T, MPI_SUM, comm));
     tc += slr_now() - t1;
