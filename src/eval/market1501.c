@@ -4,6 +4,7 @@
  * summed (see include/slr/eval.h for the protocol). */
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,29 @@ int slr_metric_parse(const char *name, slr_metric *out) {
 
 const char *slr_metric_name(slr_metric m) {
   return m == SLR_METRIC_COSINE ? "cosine" : "euclidean";
+}
+
+int slr_eval_format_json(const slr_eval_result *r, slr_metric metric, char *buf, size_t len) {
+  int n = snprintf(buf, len,
+                   "{\n  \"metric\": \"%s\",\n  \"num_query\": %lld,\n"
+                   "  \"num_valid_query\": %lld,\n  \"num_gallery\": %lld,\n"
+                   "  \"mAP\": %.17g,\n  \"mINP\": %.17g,\n  \"cmc\": [",
+                   slr_metric_name(metric), (long long)r->num_query, (long long)r->num_valid,
+                   (long long)r->num_gallery, r->map, r->minp);
+  for (int k = 0; k < SLR_EVAL_MAX_RANK && n > 0 && (size_t)n < len; k++)
+    n += snprintf(buf + n, len - (size_t)n, "%s%.17g", k ? ", " : "", r->cmc[k]);
+  if (n > 0 && (size_t)n < len) n += snprintf(buf + n, len - (size_t)n, "]\n}\n");
+  if (n < 0 || (size_t)n >= len)
+    return SLR_FAIL(SLR_ERR, "evaluation: %zu bytes are too few for the JSON text", len);
+  return 0;
+}
+
+void slr_eval_print(const slr_eval_result *r, FILE *out) {
+  fprintf(out, "mAP      %6.2f%%\n", 100 * r->map);
+  fprintf(out, "mINP     %6.2f%%\n", 100 * r->minp);
+  const int ranks[4] = {1, 5, 10, 20};
+  for (int i = 0; i < 4; i++)
+    fprintf(out, "Rank-%-3d %6.2f%%\n", ranks[i], 100 * r->cmc[ranks[i] - 1]);
 }
 
 void slr_eval_opts_default(slr_eval_opts *o) {

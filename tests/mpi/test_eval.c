@@ -215,6 +215,14 @@ static void test_errors(void **state) {
   assert_all(strstr(slr_error_text(), "has a match in the gallery") != NULL);
   unload(&s);
 
+  /* the JSON text needs its room */
+  char small[200], big[2048];
+  memset(&r, 0, sizeof r);
+  r.cmc[49] = 1;
+  assert_all(slr_eval_format_json(&r, SLR_METRIC_COSINE, small, sizeof small) == SLR_ERR);
+  assert_all(slr_eval_format_json(&r, SLR_METRIC_COSINE, big, sizeof big) == 0);
+  assert_all(strstr(big, "\"metric\": \"cosine\"") != NULL && strstr(big, ", 1]\n}\n") != NULL);
+
   slr_metric m;
   assert_all(slr_metric_parse("manhattan", &m) == SLR_ERR_USAGE);
   assert_all(strstr(slr_error_text(), "\"manhattan\"") != NULL);
