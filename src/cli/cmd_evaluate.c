@@ -116,7 +116,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_eval_opts o;
   slr_eval_opts_default(&o);
   SLR_TRY(slr_metric_parse(metric_name, &o.metric));
-  if (qblock < 0) return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --query-block must be >= 1");
+  if (qblock < 0) return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --query-block must be >= 1 (0: the default)");
   o.query_block = qblock;
   o.progress = 1;
 
