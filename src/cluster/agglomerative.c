@@ -101,7 +101,14 @@ static int nn_chain(double *D, int64_t n, const int64_t *w, slr_linkage method, 
   for (int64_t i = 0; i < n; i++) {
     size[i] = w ? (double)w[i] : 1.0;
     order[i] = i;
+    for (int64_t j = i + 1; j < n && !rc; j++)
+      if (!isfinite(D[i * n + j]))
+        rc = SLR_FAIL(SLR_ERR,
+                      "agglomerative clustering: the distance of points %lld and %lld is not "
+                      "finite (coordinates too large?)",
+                      (long long)i, (long long)j);
   }
+  if (rc) goto done;
   int64_t nactive = n, len = 0;
   for (int64_t k = 0; k < n - 1; k++) {
     if (len == 0) chain[len++] = order[0];
@@ -127,6 +134,11 @@ static int nn_chain(double *D, int64_t n, const int64_t *w, slr_linkage method, 
         }
       }
       if (len > 1 && y == chain[len - 2]) break;
+      if (y < 0) {
+        rc = SLR_FAIL(SLR_ERR, "agglomerative clustering: distances overflowed at merge %lld",
+                      (long long)k);
+        goto done;
+      }
       chain[len++] = y;
     }
     len -= 2;

@@ -285,6 +285,9 @@ static void test_errors(void **state) {
   x[3] = NAN;
   assert_int_equal(slr_agglo_tree_points(x, 3, 2, NULL, SLR_LINKAGE_AVERAGE, z), SLR_ERR);
   assert_non_null(strstr(slr_error_text(), "point 1 is not finite"));
+  double huge[4] = {1e300, 0, -1e300, 0};
+  assert_int_equal(slr_agglo_tree_points(huge, 2, 2, NULL, SLR_LINKAGE_SINGLE, z), SLR_ERR);
+  assert_non_null(strstr(slr_error_text(), "points 0 and 1 is not finite"));
   double dist[3] = {1, -2, 3};
   assert_int_equal(slr_agglo_tree_dist(dist, 3, 0, NULL, SLR_LINKAGE_SINGLE, z), SLR_ERR);
   assert_non_null(strstr(slr_error_text(), "distance (0, 2)"));
