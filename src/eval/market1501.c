@@ -95,9 +95,9 @@ static inline int key_less(float d, int64_t j, float e, int64_t k) {
   return d < e || (d == e && j < k);
 }
 
-/* grow *buf to hold n elements of `elem` bytes */
+/* grow *buf to hold n elements of `elem` bytes (allocated even for n = 0) */
 static int reserve(void **buf, int64_t *cap, int64_t n, size_t elem) {
-  if (n <= *cap) return 0;
+  if (n <= *cap && *buf) return 0;
   int64_t c = *cap ? *cap : 1024;
   while (c < n) c *= 2;
   void *p = realloc(*buf, (size_t)c * elem);
