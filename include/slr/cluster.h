@@ -187,6 +187,14 @@ typedef struct {
 int slr_agglo_tree_points(const double *x, int64_t n, int64_t d, const int64_t *w,
                           slr_linkage method, slr_merge *z);
 
+/* The same for sparse points (the SLR soft labels) in CSR form: row i has
+ * the values values[indptr[i] .. indptr[i+1]) at the columns indices[...]
+ * (any order, no column twice, 0 <= column < d). Distances from sparse dot
+ * products, close pairs exactly, as above. Local. */
+int slr_agglo_tree_csr(const int64_t *indptr, const int32_t *indices, const double *values,
+                       int64_t n, int64_t d, const int64_t *w, slr_linkage method,
+                       slr_merge *z);
+
 /* The same from precomputed Euclidean distances between the n points:
  * `full` = 1: an n x n symmetric matrix (row-major, diagonal ignored);
  * `full` = 0: scipy's condensed form (the upper triangle by rows,

@@ -28,6 +28,7 @@
 
 #include <mpi.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "slr/core.h"
 
@@ -64,6 +65,9 @@ typedef struct {
   int64_t num_query;              /* all queries */
   int64_t num_valid;              /* queries with at least one match */
   int64_t num_gallery;
+  /* seconds spent on this rank: distances (sgemm + transform), finding and
+   * counting matches, communication */
+  double time_distance, time_matches, time_comm;
 } slr_eval_result;
 
 /* Evaluate. On each rank: nq query rows qf (nq, dim) with pids qpid and
@@ -76,6 +80,16 @@ int slr_eval_market1501(MPI_Comm comm, int64_t dim, const float *qf, const int64
                         const int64_t *qcam, int64_t nq, const float *gf,
                         const int64_t *gpid, const int64_t *gcam, int64_t ng,
                         const slr_eval_opts *opts, slr_eval_result *res);
+
+/* The result as JSON text: {"metric", "num_query", "num_valid_query",
+ * "num_gallery", "mAP", "mINP", "cmc": [50 values, rank 1 first]}, metrics
+ * as fractions. Returns an error if `len` is too small (1 KB is enough).
+ * Local. */
+int slr_eval_format_json(const slr_eval_result *r, slr_metric metric, char *buf, size_t len);
+
+/* Print mAP, mINP and CMC at ranks 1, 5, 10, 20 in percent, one per line.
+ * Local. */
+void slr_eval_print(const slr_eval_result *r, FILE *out);
 
 /* ---- quality of pseudo labels against true identities ------------------------ */
 

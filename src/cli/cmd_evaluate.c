@@ -91,25 +91,10 @@ static void free_part(part *p) {
   free(p->cam);
 }
 
-static int write_json(const char *path, slr_metric metric,
-                      const slr_eval_result *r) {
-  size_t cap = 4096;
-  char *buf = malloc(cap);
-  if (!buf) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
-  int n = snprintf(buf, cap,
-                   "{\n  \"metric\": \"%s\",\n  \"num_query\": %lld,\n"
-                   "  \"num_valid_query\": %lld,\n  \"num_gallery\": %lld,\n"
-                   "  \"mAP\": %.17g,\n  \"mINP\": %.17g,\n  \"cmc\": [",
-                   slr_metric_name(metric), (long long)r->num_query,
-                   (long long)r->num_valid, (long long)r->num_gallery, r->map, r->minp);
-  for (int k = 0; k < SLR_EVAL_MAX_RANK && n > 0 && (size_t)n < cap; k++)
-    n += snprintf(buf + n, cap - (size_t)n, "%s%.17g", k ? ", " : "", r->cmc[k]);
-  if (n > 0 && (size_t)n < cap) n += snprintf(buf + n, cap - (size_t)n, "]\n}\n");
-  int rc = n > 0 && (size_t)n < cap
-               ? slr_write_file_atomic(path, buf, (size_t)n)
-               : SLR_FAIL(SLR_ERR, "%s: JSON text too long", path);
-  free(buf);
-  return rc;
+static int write_json(const char *path, slr_metric metric, const slr_eval_result *r) {
+  char buf[4096];
+  SLR_TRY(slr_eval_format_json(r, metric, buf, sizeof buf));
+  return slr_write_file_atomic(path, buf, strlen(buf));
 }
 
 static int run(slr_ctx *ctx, int argc, char **argv) {
@@ -131,7 +116,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_eval_opts o;
   slr_eval_opts_default(&o);
   SLR_TRY(slr_metric_parse(metric_name, &o.metric));
-  if (qblock < 0) return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --query-block must be >= 1");
+  if (qblock < 0) return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --query-block must be >= 1 (0: the default)");
   o.query_block = qblock;
   o.progress = 1;
 
@@ -174,13 +159,12 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
     printf("%s: %lld queries (%lld with a match), %lld gallery, metric %s\n", features,
            (long long)res.num_query, (long long)res.num_valid, (long long)res.num_gallery,
            slr_metric_name(o.metric));
-    printf("mAP      %6.2f%%\n", 100 * res.map);
-    printf("mINP     %6.2f%%\n", 100 * res.minp);
-    const int ranks[4] = {1, 5, 10, 20};
-    for (int i = 0; i < 4; i++) printf("Rank-%-3d %6.2f%%\n", ranks[i], 100 * res.cmc[ranks[i] - 1]);
+    slr_eval_print(&res, stdout);
     fflush(stdout);
   }
-  slr_info("evaluate: read %.2f s, total %.2f s on %d ranks, peak RSS %.0f MB (rank 0)", t_read,
-           t_all, ctx->size, (double)slr_peak_rss() / 1e6);
+  slr_info("evaluate: read %.2f s, distances %.2f s, matches %.2f s, communication %.2f s, "
+           "total %.2f s on %d ranks; peak RSS %.0f MB (rank 0)",
+           t_read, res.time_distance, res.time_matches, res.time_comm, t_all, ctx->size,
+           (double)slr_peak_rss() / 1e6);
   return 0;
 }

@@ -101,7 +101,14 @@ static int nn_chain(double *D, int64_t n, const int64_t *w, slr_linkage method, 
   for (int64_t i = 0; i < n; i++) {
     size[i] = w ? (double)w[i] : 1.0;
     order[i] = i;
+    for (int64_t j = i + 1; j < n && !rc; j++)
+      if (!isfinite(D[i * n + j]))
+        rc = SLR_FAIL(SLR_ERR,
+                      "agglomerative clustering: the distance of points %lld and %lld is not "
+                      "finite (coordinates too large?)",
+                      (long long)i, (long long)j);
   }
+  if (rc) goto done;
   int64_t nactive = n, len = 0;
   for (int64_t k = 0; k < n - 1; k++) {
     if (len == 0) chain[len++] = order[0];
@@ -127,6 +134,11 @@ static int nn_chain(double *D, int64_t n, const int64_t *w, slr_linkage method, 
         }
       }
       if (len > 1 && y == chain[len - 2]) break;
+      if (y < 0) {
+        rc = SLR_FAIL(SLR_ERR, "agglomerative clustering: distances overflowed at merge %lld",
+                      (long long)k);
+        goto done;
+      }
       chain[len++] = y;
     }
     len -= 2;
@@ -241,6 +253,91 @@ int slr_agglo_tree_points(const double *x, int64_t n, int64_t d, const int64_t *
   }
   ward_scale(D, n, w, method);
   int rc = nn_chain(D, n, w, method, z);
+  free(D);
+  return rc;
+}
+
+int slr_agglo_tree_csr(const int64_t *indptr, const int32_t *indices, const double *values,
+                       int64_t n, int64_t d, const int64_t *w, slr_linkage method,
+                       slr_merge *z) {
+  SLR_TRY(check_args(n, w, method));
+  if (d < 1) return SLR_FAIL(SLR_ERR, "agglomerative clustering: dimension %lld < 1", (long long)d);
+  if (n > 0 && indptr[0] != 0)
+    return SLR_FAIL(SLR_ERR, "agglomerative clustering: CSR indptr[0] = %lld, expected 0",
+                    (long long)indptr[0]);
+  for (int64_t i = 0; i < n; i++)
+    if (indptr[i + 1] < indptr[i])
+      return SLR_FAIL(SLR_ERR, "agglomerative clustering: CSR indptr decreases at row %lld",
+                      (long long)i);
+  /* per column: the value of row i (acc) and of row j (acc2), valid where
+   * mark == i (mark2 == j) */
+  double *acc = malloc((size_t)d * sizeof(double)), *acc2 = malloc((size_t)d * sizeof(double));
+  int64_t *mark = malloc((size_t)d * sizeof(int64_t)), *mark2 = malloc((size_t)d * sizeof(int64_t));
+  double *norm2 = malloc((size_t)(n ? n : 1) * sizeof(double));
+  double *D = NULL;
+  int rc = 0;
+  if (!acc || !acc2 || !mark || !mark2 || !norm2)
+    rc = SLR_FAIL(SLR_ERR_NOMEM, "agglomerative clustering: out of memory (d = %lld)",
+                  (long long)d);
+  for (int64_t c = 0; !rc && c < d; c++) mark[c] = mark2[c] = -1;
+  for (int64_t i = 0; !rc && i < n; i++) {
+    norm2[i] = 0;
+    for (int64_t p = indptr[i]; p < indptr[i + 1]; p++) {
+      int64_t c = indices[p];
+      if (c < 0 || c >= d || mark[c] == i) {
+        rc = SLR_FAIL(SLR_ERR, "agglomerative clustering: CSR row %lld has column %lld %s",
+                      (long long)i, (long long)c, c < 0 || c >= d ? "out of range" : "twice");
+        break;
+      }
+      if (!isfinite(values[p])) {
+        rc = SLR_FAIL(SLR_ERR, "agglomerative clustering: coordinate %lld of point %lld is not "
+                      "finite", (long long)c, (long long)i);
+        break;
+      }
+      mark[c] = i;
+      norm2[i] += values[p] * values[p];
+    }
+  }
+  if (!rc && n > 1) rc = alloc_matrix(&D, n);
+  if (!rc && n > 1) {
+    for (int64_t c = 0; c < d; c++) mark[c] = -1;
+    for (int64_t i = 0; i < n; i++) {
+      for (int64_t p = indptr[i]; p < indptr[i + 1]; p++) {
+        acc[indices[p]] = values[p];
+        mark[indices[p]] = i;
+      }
+      D[i * n + i] = 0;
+      for (int64_t j = i + 1; j < n; j++) {
+        double dot = 0;
+        for (int64_t p = indptr[j]; p < indptr[j + 1]; p++)
+          if (mark[indices[p]] == i) dot += acc[indices[p]] * values[p];
+        double s = norm2[i] + norm2[j], d2 = s - 2.0 * dot;
+        if (d2 < 1e-4 * s) {
+          /* close pair: the sum of squared differences over both supports */
+          for (int64_t p = indptr[j]; p < indptr[j + 1]; p++) {
+            acc2[indices[p]] = values[p];
+            mark2[indices[p]] = j;
+          }
+          d2 = 0;
+          for (int64_t p = indptr[i]; p < indptr[i + 1]; p++) {
+            int64_t c = indices[p];
+            double b = mark2[c] == j ? acc2[c] : 0.0;
+            d2 += (values[p] - b) * (values[p] - b);
+          }
+          for (int64_t p = indptr[j]; p < indptr[j + 1]; p++)
+            if (mark[indices[p]] != i) d2 += values[p] * values[p];
+        }
+        D[i * n + j] = D[j * n + i] = sqrt(d2 > 0 ? d2 : 0);
+      }
+    }
+    ward_scale(D, n, w, method);
+    rc = nn_chain(D, n, w, method, z);
+  }
+  free(acc);
+  free(acc2);
+  free(mark);
+  free(mark2);
+  free(norm2);
   free(D);
   return rc;
 }

@@ -4,6 +4,7 @@
  * summed (see include/slr/eval.h for the protocol). */
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,29 @@ int slr_metric_parse(const char *name, slr_metric *out) {
 
 const char *slr_metric_name(slr_metric m) {
   return m == SLR_METRIC_COSINE ? "cosine" : "euclidean";
+}
+
+int slr_eval_format_json(const slr_eval_result *r, slr_metric metric, char *buf, size_t len) {
+  int n = snprintf(buf, len,
+                   "{\n  \"metric\": \"%s\",\n  \"num_query\": %lld,\n"
+                   "  \"num_valid_query\": %lld,\n  \"num_gallery\": %lld,\n"
+                   "  \"mAP\": %.17g,\n  \"mINP\": %.17g,\n  \"cmc\": [",
+                   slr_metric_name(metric), (long long)r->num_query, (long long)r->num_valid,
+                   (long long)r->num_gallery, r->map, r->minp);
+  for (int k = 0; k < SLR_EVAL_MAX_RANK && n > 0 && (size_t)n < len; k++)
+    n += snprintf(buf + n, len - (size_t)n, "%s%.17g", k ? ", " : "", r->cmc[k]);
+  if (n > 0 && (size_t)n < len) n += snprintf(buf + n, len - (size_t)n, "]\n}\n");
+  if (n < 0 || (size_t)n >= len)
+    return SLR_FAIL(SLR_ERR, "evaluation: %zu bytes are too few for the JSON text", len);
+  return 0;
+}
+
+void slr_eval_print(const slr_eval_result *r, FILE *out) {
+  fprintf(out, "mAP      %6.2f%%\n", 100 * r->map);
+  fprintf(out, "mINP     %6.2f%%\n", 100 * r->minp);
+  const int ranks[4] = {1, 5, 10, 20};
+  for (int i = 0; i < 4; i++)
+    fprintf(out, "Rank-%-3d %6.2f%%\n", ranks[i], 100 * r->cmc[ranks[i] - 1]);
 }
 
 void slr_eval_opts_default(slr_eval_opts *o) {
@@ -71,9 +95,9 @@ static inline int key_less(float d, int64_t j, float e, int64_t k) {
   return d < e || (d == e && j < k);
 }
 
-/* grow *buf to hold n elements of `elem` bytes */
+/* grow *buf to hold n elements of `elem` bytes (allocated even for n = 0) */
 static int reserve(void **buf, int64_t *cap, int64_t n, size_t elem) {
-  if (n <= *cap) return 0;
+  if (n <= *cap && *buf) return 0;
   int64_t c = *cap ? *cap : 1024;
   while (c < n) c *= 2;
   void *p = realloc(*buf, (size_t)c * elem);
@@ -158,7 +182,7 @@ static int gather_block(MPI_Comm comm, work *w, int rank, const float *qf, int64
 /* Every positive (same pid, other camera) of each query of the block, from
  * all ranks, sorted by (distance, gallery index). */
 static int collect_positives(MPI_Comm comm, work *w, const int64_t *gcam, int64_t ng,
-                             int64_t b0, int64_t nb) {
+                             int64_t b0, int64_t nb, double *tcomm) {
   int64_t nloc = 0;
   int rc = 0;
   for (int64_t q = 0; q < nb; q++) {
@@ -185,6 +209,7 @@ static int collect_positives(MPI_Comm comm, work *w, const int64_t *gcam, int64_
     w->cnt_loc[q] = c;
     if (rc) break;
   }
+  double t0 = slr_now();
   SLR_TRY(slr_agree(comm, rc));
   SLR_MPI(MPI_Allgather(w->cnt_loc, (int)nb, MPI_INT, w->cnt_all, (int)nb, MPI_INT, comm));
   int64_t total = 0;
@@ -195,6 +220,10 @@ static int collect_positives(MPI_Comm comm, work *w, const int64_t *gcam, int64_
     w->rdispls[r] = (int)total;
     total += t;
   }
+  /* the same on every rank */
+  if (total > 0x7fffffff)
+    return SLR_FAIL(SLR_ERR, "evaluation: %lld matches in one query block; lower query_block",
+                    (long long)total);
   rc = reserve((void **)&w->sd, &w->sd_cap, nloc, sizeof(float));
   if (!rc) rc = reserve((void **)&w->sj, &w->sj_cap, nloc, sizeof(int64_t));
   if (!rc) rc = reserve((void **)&w->rd, &w->rd_cap, total, sizeof(float));
@@ -210,6 +239,7 @@ static int collect_positives(MPI_Comm comm, work *w, const int64_t *gcam, int64_
                          comm));
   SLR_MPI(MPI_Allgatherv(w->sj, (int)nloc, MPI_INT64_T, w->rj, w->rcounts, w->rdispls,
                          MPI_INT64_T, comm));
+  *tcomm += slr_now() - t0;
   /* regroup by query: rank r's part lists its queries in order */
   w->pstart[0] = 0;
   for (int64_t q = 0; q < nb; q++) {
@@ -234,8 +264,9 @@ static int collect_positives(MPI_Comm comm, work *w, const int64_t *gcam, int64_
   return 0;
 }
 
-/* hist[pstart[q] + m] = local negatives of query q that precede exactly
- * m positives' worth of the order: m = #positives before the negative. */
+/* hist[pstart[q] + m] = the number of this rank's non-matching gallery
+ * items of query q that come after exactly m of its matches in the order
+ * (items after the last match are not counted). */
 static void count_negatives(work *w, const int64_t *gpid, int64_t ng, int64_t b0, int64_t nb) {
   int64_t total = w->pstart[nb];
   memset(w->hist, 0, (size_t)total * sizeof(int64_t));
@@ -363,9 +394,13 @@ static int evaluate(MPI_Comm comm, work *w, int rank, const float *qf, const flo
   int64_t first_hits[SLR_EVAL_MAX_RANK] = {0}, nvalid = 0;
   slr_progress prog;
   if (o->progress) slr_progress_begin(&prog, "evaluate", w->nq_tot, "queries", 0);
+  double t0, tc = 0;
   for (int64_t b0 = 0; b0 < w->nq_tot; b0 += B) {
     int64_t nb = w->nq_tot - b0 < B ? w->nq_tot - b0 : B;
+    t0 = slr_now();
     SLR_TRY(gather_block(comm, w, rank, qf, b0, nb));
+    tc += slr_now() - t0;
+    t0 = slr_now();
     for (int64_t q = 0; q < nb; q++) w->qinv[q] = inv_norm(w->qb + q * dim, dim);
     /* (nb, ng) block of inner products, then distances in place */
     for (int64_t g0 = 0; g0 < ng; g0 += GB) {
@@ -379,13 +414,14 @@ static int evaluate(MPI_Comm comm, work *w, int rank, const float *qf, const flo
       float *row = w->s + q * ng, qi = w->qinv[q];
       for (int64_t j = 0; j < ng; j++) row[j] = a - a * (row[j] * qi * w->ginv[j]);
     }
-    SLR_TRY(collect_positives(comm, w, gcam, ng, b0, nb));
+    res->time_distance += slr_now() - t0;
+    t0 = slr_now();
+    SLR_TRY(collect_positives(comm, w, gcam, ng, b0, nb, &tc));
     count_negatives(w, gpid, ng, b0, nb);
     int64_t total = w->pstart[nb];
-    if (total > 0x7fffffff)
-      return SLR_FAIL(SLR_ERR, "evaluation: %lld matches in one query block; lower query_block",
-                      (long long)total);
+    double t1 = slr_now();
     SLR_MPI(MPI_Allreduce(MPI_IN_PLACE, w->hist, (int)total, MPI_INT64_T, MPI_SUM, comm));
+    tc += slr_now() - t1;
     /* the metrics of the block's queries, in global query order */
     for (int64_t q = 0; q < nb; q++) {
       int64_t np = w->pstart[q + 1] - w->pstart[q];
@@ -403,8 +439,11 @@ static int evaluate(MPI_Comm comm, work *w, int rank, const float *qf, const flo
       sum_inp += (double)np / (double)(pos_rank + 1);
       nvalid++;
     }
+    res->time_matches += slr_now() - t0;
     if (o->progress) slr_progress_update(&prog, b0 + nb);
   }
+  res->time_matches -= tc;
+  res->time_comm = tc;
   if (o->progress) slr_progress_end(&prog);
   res->num_query = w->nq_tot;
   res->num_gallery = w->ng_tot;

@@ -48,6 +48,16 @@ static void load(set *s) {
   slr_h5_close(&f);
 }
 
+/* the whole set, and this rank's balanced shares of queries and gallery */
+static void load_sharded(set *s, int *rank, int *size, int64_t *q0, int64_t *nq, int64_t *g0,
+                         int64_t *ng) {
+  MPI_Comm_rank(MPI_COMM_WORLD, rank);
+  MPI_Comm_size(MPI_COMM_WORLD, size);
+  load(s);
+  slr_shard_rows(s->nq, *rank, *size, q0, nq);
+  slr_shard_rows(s->ng, *rank, *size, g0, ng);
+}
+
 static void unload(set *s) {
   free(s->qf);
   free(s->gf);
@@ -107,13 +117,9 @@ static int same_as_reference(const slr_eval_result *r, const char *metric) {
 
 static void test_against_reference(void **state) {
   int rank, size;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
   set s;
-  load(&s);
   int64_t q0, nq, g0, ng;
-  slr_shard_rows(s.nq, rank, size, &q0, &nq);
-  slr_shard_rows(s.ng, rank, size, &g0, &ng);
+  load_sharded(&s, &rank, &size, &q0, &nq, &g0, &ng);
   const int64_t blocks[][2] = {{0, 0}, {7, 50}, {1, 1}, {1000, 3}};
   for (int m = 0; m < 2; m++) {
     slr_eval_result first;
@@ -187,13 +193,9 @@ static void test_ties_by_gallery_index(void **state) {
 
 static void test_errors(void **state) {
   int rank, size;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
   set s;
-  load(&s);
   int64_t q0, nq, g0, ng;
-  slr_shard_rows(s.nq, rank, size, &q0, &nq);
-  slr_shard_rows(s.ng, rank, size, &g0, &ng);
+  load_sharded(&s, &rank, &size, &q0, &nq, &g0, &ng);
   slr_eval_result r;
 
   /* a NaN on the last rank's gallery rows only: every rank fails */
@@ -214,6 +216,14 @@ static void test_errors(void **state) {
   assert_all(run(&s, q0, nq, g0, ng, NULL, &r) == SLR_ERR_INPUT);
   assert_all(strstr(slr_error_text(), "has a match in the gallery") != NULL);
   unload(&s);
+
+  /* the JSON text needs its room */
+  char small[200], big[2048];
+  memset(&r, 0, sizeof r);
+  r.cmc[49] = 1;
+  assert_all(slr_eval_format_json(&r, SLR_METRIC_COSINE, small, sizeof small) == SLR_ERR);
+  assert_all(slr_eval_format_json(&r, SLR_METRIC_COSINE, big, sizeof big) == 0);
+  assert_all(strstr(big, "\"metric\": \"cosine\"") != NULL && strstr(big, ", 1]\n}\n") != NULL);
 
   slr_metric m;
   assert_all(slr_metric_parse("manhattan", &m) == SLR_ERR_USAGE);

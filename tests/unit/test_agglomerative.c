@@ -164,6 +164,21 @@ static void test_against_scipy(void **state) {
     bad += check_cuts(&c, z, "full");
     assert_int_equal(slr_agglo_tree_dist(cond, n, 0, c.w, m, z), 0);
     bad += check_cuts(&c, z, "condensed");
+    /* and the CSR form (every column stored, in reverse order) */
+    int64_t *indptr = malloc((size_t)(n + 1) * sizeof(int64_t));
+    int32_t *indices = malloc((size_t)(n * c.d) * sizeof(int32_t));
+    double *values = malloc((size_t)(n * c.d) * sizeof(double));
+    for (int64_t i = 0; i <= n; i++) indptr[i] = i * c.d;
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t e = 0; e < c.d; e++) {
+        indices[i * c.d + e] = (int32_t)(c.d - 1 - e);
+        values[i * c.d + e] = c.x[i * c.d + c.d - 1 - e];
+      }
+    assert_int_equal(slr_agglo_tree_csr(indptr, indices, values, n, c.d, c.w, m, z), 0);
+    bad += check_cuts(&c, z, "csr");
+    free(indptr);
+    free(indices);
+    free(values);
     free(full);
     free(cond);
     free(z);
@@ -212,6 +227,54 @@ static void test_weights_are_copies(void **state) {
   free(labe);
 }
 
+/* sparse soft-label-like points: the CSR form equals the dense form */
+static void test_csr_sparse(void **state) {
+  const int64_t n = 300, d = 60;
+  slr_rng r;
+  slr_rng_init(&r, 9, 0, 0);
+  double *x = calloc((size_t)(n * d), sizeof(double));
+  int64_t *indptr = malloc((size_t)(n + 1) * sizeof(int64_t)), w[300];
+  int32_t *indices = malloc((size_t)(n * d) * sizeof(int32_t));
+  double *values = malloc((size_t)(n * d) * sizeof(double));
+  indptr[0] = 0;
+  for (int64_t i = 0; i < n; i++) {
+    w[i] = 1 + (int64_t)slr_rng_below(&r, 4);
+    int64_t nz = 1 + (int64_t)slr_rng_below(&r, 4);
+    for (int64_t e = 0; e < nz; e++) {
+      int64_t col = (int64_t)slr_rng_below(&r, (uint64_t)d);
+      x[i * d + col] += e == 0 ? 0.7 : 0.3 * slr_rng_uniform_double(&r);
+    }
+    int64_t p = indptr[i];
+    for (int64_t col = d - 1; col >= 0; col--)
+      if (x[i * d + col] != 0) {
+        indices[p] = (int32_t)col;
+        values[p++] = x[i * d + col];
+      }
+    indptr[i + 1] = p;
+  }
+  slr_merge *z1 = malloc((size_t)n * sizeof *z1), *z2 = malloc((size_t)n * sizeof *z2);
+  int32_t l1[300], l2[300];
+  for (int m = 0; m < 4; m++) {
+    assert_int_equal(slr_agglo_tree_points(x, n, d, w, (slr_linkage)m, z1), 0);
+    assert_int_equal(slr_agglo_tree_csr(indptr, indices, values, n, d, w, (slr_linkage)m, z2), 0);
+    for (int64_t k = 0; k < n - 1; k++)
+      assert_true(fabs(z1[k].height - z2[k].height) <= 1e-12 * (1 + z1[k].height));
+    for (int64_t kmax = 2; kmax < n; kmax *= 3) {
+      int64_t k1, k2;
+      assert_int_equal(slr_agglo_cut_maxclust(z1, n, w, kmax, l1, &k1), 0);
+      assert_int_equal(slr_agglo_cut_maxclust(z2, n, w, kmax, l2, &k2), 0);
+      assert_int_equal(k1, k2);
+      assert_memory_equal(l1, l2, sizeof l1);
+    }
+  }
+  free(x);
+  free(indptr);
+  free(indices);
+  free(values);
+  free(z1);
+  free(z2);
+}
+
 static void test_errors(void **state) {
   double x[6] = {0, 1, 2, 3, 4, 5};
   int64_t w[3] = {1, 0, 2};
@@ -222,6 +285,9 @@ static void test_errors(void **state) {
   x[3] = NAN;
   assert_int_equal(slr_agglo_tree_points(x, 3, 2, NULL, SLR_LINKAGE_AVERAGE, z), SLR_ERR);
   assert_non_null(strstr(slr_error_text(), "point 1 is not finite"));
+  double huge[4] = {1e300, 0, -1e300, 0};
+  assert_int_equal(slr_agglo_tree_points(huge, 2, 2, NULL, SLR_LINKAGE_SINGLE, z), SLR_ERR);
+  assert_non_null(strstr(slr_error_text(), "points 0 and 1 is not finite"));
   double dist[3] = {1, -2, 3};
   assert_int_equal(slr_agglo_tree_dist(dist, 3, 0, NULL, SLR_LINKAGE_SINGLE, z), SLR_ERR);
   assert_non_null(strstr(slr_error_text(), "distance (0, 2)"));
@@ -229,6 +295,22 @@ static void test_errors(void **state) {
   assert_int_equal(slr_agglo_tree_dist(dist, 3, 0, NULL, SLR_LINKAGE_SINGLE, z), 0);
   assert_int_equal(slr_agglo_cut_distance(z, 3, -1, lab, NULL), SLR_ERR);
   assert_int_equal(slr_agglo_cut_maxclust(z, 3, NULL, 0, lab, NULL), SLR_ERR);
+  /* CSR: a column twice in a row, a column out of range */
+  int64_t indptr[3] = {0, 2, 3};
+  int32_t indices[3] = {1, 1, 0};
+  double values[3] = {1, 2, 3};
+  assert_int_equal(slr_agglo_tree_csr(indptr, indices, values, 2, 2, NULL, SLR_LINKAGE_WARD, z),
+                   SLR_ERR);
+  assert_non_null(strstr(slr_error_text(), "CSR row 0 has column 1 twice"));
+  indices[1] = 0;
+  indices[2] = 2;
+  assert_int_equal(slr_agglo_tree_csr(indptr, indices, values, 2, 2, NULL, SLR_LINKAGE_WARD, z),
+                   SLR_ERR);
+  assert_non_null(strstr(slr_error_text(), "CSR row 1 has column 2 out of range"));
+  indices[2] = 1;
+  assert_int_equal(slr_agglo_tree_csr(indptr, indices, values, 2, 2, NULL, SLR_LINKAGE_WARD, z), 0);
+  /* (2, 1) and (0, 3) */
+  assert_true(fabs(z[0].height - sqrt(8)) < 1e-15);
   slr_linkage m;
   assert_int_equal(slr_linkage_parse("median", &m), SLR_ERR_CONFIG);
   assert_non_null(strstr(slr_error_text(), "\"median\""));
@@ -244,6 +326,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_against_scipy),
       cmocka_unit_test(test_weights_are_copies),
+      cmocka_unit_test(test_csr_sparse),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,7 @@ if [ ! -f "$feat" ]; then
   echo "writing $feat"
   "$py" "$src/tools/bench/make_eval_features.py" "$feat" --nq "$nq" --ng "$ng" --dim "$dim"
 fi
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine disturb the times)"
 results=()
 # run NAME CORETYPE COMMAND...: time and peak RSS (largest process) of one run
 run() {
@@ -51,6 +52,7 @@ for r in "${results[@]}"; do
   echo "| $name | $core | $secs | $mb |"
 done
 echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$py" - "$work" $coretypes <<'PY'
 import json, sys, glob, os
 work, cores = sys.argv[1], sys.argv[2:]
