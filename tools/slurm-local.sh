@@ -44,7 +44,7 @@ start_munge() {
 write_conf() {
   mkdir -p "$dir/state" "$dir/spool" "$dir/log"
   local cpus mem
-  cpus=$(nproc)
+  cpus=$(getconf _NPROCESSORS_ONLN)  # not nproc: it follows OMP_NUM_THREADS
   mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 2048 ))
   cat > "$conf" <<CONF
 ClusterName=slrlocal

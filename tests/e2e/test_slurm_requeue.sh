@@ -49,8 +49,12 @@ jid=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 SLR="$slr" \
 echo "     job $jid"
 state=""
 for _ in $(seq 600); do
-  state=$(scontrol show job "$jid" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+  info=$(scontrol show job "$jid" 2>/dev/null)
+  state=$(echo "$info" | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+  reason=$(echo "$info" | sed -n 's/.*Reason=\([A-Za-z_]*\).*/\1/p')
   case "$state" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) break ;; esac
+  # a job that can never start (the node is too small for it) ends the test
+  case "$reason" in PartitionConfig|PartitionNodeLimit|BadConstraints) state="PENDING ($reason)"; scancel "$jid"; break ;; esac
   sleep 1
 done
 restarts=$(scontrol show job "$jid" 2>/dev/null | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
