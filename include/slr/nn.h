@@ -40,8 +40,10 @@ static inline int slr_conv2d_oh(const slr_conv2d_dims *d) {
 static inline int slr_conv2d_ow(const slr_conv2d_dims *d) {
   return (d->W + 2 * d->pad - d->KW) / d->stride + 1;
 }
-/* Floats of scratch the optimised conv2d needs (one image's im2col matrix;
- * 0 for a 1x1, stride 1, pad 0 convolution). */
+/* Floats of scratch the optimised conv2d needs with the current thread
+ * setting (slr_threads_get()): per thread, one image's im2col matrix (none
+ * for a 1x1, stride 1, pad 0 convolution) and, with several threads, a
+ * private weight gradient. Size it again if the setting changes. */
 size_t slr_conv2d_scratch(const slr_conv2d_dims *d);
 
 /* out (N, OC, OH, OW) = conv(inp (N, C, H, W), weight (OC, C, KH, KW)) + bias (OC)

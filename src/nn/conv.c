@@ -2,7 +2,11 @@
  * among the engine's threads (slr_threads_get()), each running
  * single-threaded sgemm on its own images with its own slice of the
  * scratch: one thread pool at a time, so that OpenMP and OpenBLAS threads
- * never compete for the cores. A 1x1, stride 1, pad 0 convolution
+ * never compete for the cores. The forward pass hands the images out one
+ * at a time (dynamic schedule: each image's result does not depend on the
+ * thread), which keeps the threads busy when the cores are shared with
+ * other processes; the backward pass keeps a static split so that the sum
+ * of the threads' weight gradients is the same from run to run. A 1x1, stride 1, pad 0 convolution
  * multiplies the input directly. The plain loops are slr_ref_conv2d_*. */
 #include <cblas.h>
 #include <omp.h>
@@ -103,7 +107,7 @@ void slr_conv2d_forward(float *out, const float *inp, const float *weight, const
   int pw = conv_is_pointwise(d);
   size_t pt = per_thread(d);
   blas_enter(nt);
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (int n = 0; n < d->N; n++) {
     float *col = scratch + pt * (size_t)omp_get_thread_num();
     const float *x = inp + (int64_t)n * d->C * d->H * d->W; // (C, H, W)

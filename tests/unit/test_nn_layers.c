@@ -363,12 +363,15 @@ static void test_pointwise_fd(void **state) {
   }
 }
 
-/* the optimised conv2d on shapes larger than the fixtures, against the reference */
+/* the optimised conv2d on shapes larger than the fixtures, against the
+ * reference, with one thread and with the images shared by three threads
+ * (private weight gradients summed at the end) */
 static void test_conv2d_vs_ref(void **state) {
   slr_conv2d_dims ds[] = {{3, 16, 17, 9, 24, 3, 3, 1, 1}, {2, 32, 16, 8, 16, 1, 1, 2, 0},
-                          {2, 8, 21, 15, 12, 7, 7, 2, 3}};
-  for (int t = 0; t < 3; t++) {
-    slr_conv2d_dims *d = &ds[t];
+                          {2, 8, 21, 15, 12, 7, 7, 2, 3}, {5, 16, 8, 6, 12, 1, 1, 1, 0}};
+  for (int t = 0; t < 8; t++) {
+    slr_threads_set(t < 4 ? 1 : 3, 1);
+    slr_conv2d_dims *d = &ds[t % 4];
     int64_t nx = (int64_t)d->N * d->C * d->H * d->W, nw = (int64_t)d->OC * d->C * d->KH * d->KW;
     int64_t ny = (int64_t)d->N * d->OC * slr_conv2d_oh(d) * slr_conv2d_ow(d);
     float *x = nn_zeros(nx), *w = nn_zeros(nw), *b = nn_zeros(d->OC), *dy = nn_zeros(ny);
@@ -392,6 +395,7 @@ static void test_conv2d_vs_ref(void **state) {
     free(x), free(w), free(b), free(dy), free(y1), free(y2), free(gx1), free(gx2);
     free(gw1), free(gw2), free(gb1), free(gb2), free(scratch);
   }
+  slr_threads_set(1, 1);
 }
 
 static int setup(void **state) {

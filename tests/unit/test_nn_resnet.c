@@ -84,6 +84,11 @@ static void eval_case(slr_arch arch, const char *weights, const char *eval) {
   assert_true(nn_close("normalized", out, normd, (int64_t)N * D, TOL));
   /* evaluation leaves the running statistics alone */
   assert_int_equal(m.counts[0], 7);
+  /* two threads after the plan: the scratch is resized, the result is the same */
+  slr_threads_set(2, 1);
+  assert_int_equal(slr_model_forward(&m, x, N, 0, MPI_COMM_NULL), 0);
+  slr_threads_set(1, 1);
+  assert_true(nn_close("pooled, 2 threads", slr_model_pooled(&m), pooled, (int64_t)N * D, TOL));
   free(out), free(x), free(pooled), free(neck), free(normd);
   slr_model_free(&m);
 }
