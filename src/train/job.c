@@ -100,19 +100,25 @@ int slr_job_setup_optimizer(job_t *j) {
   return slr_model_param_groups(&j->model, &j->groups, &j->ngroups);
 }
 
-/* Sum the gradients over ranks (every rank holds the gradient of its slice
- * of the global batch's loss). Collective. */
-static int allreduce_grads(job_t *j) {
-  if (j->ctx->size == 1) return 0;
-  float *g = j->model.grads;
-  int64_t left = j->model.nparams;
-  while (left > 0) {
-    int chunk = left > (1 << 28) ? (1 << 28) : (int)left;
-    SLR_MPI(MPI_Allreduce(MPI_IN_PLACE, g, chunk, MPI_FLOAT, MPI_SUM, j->ctx->world));
-    g += chunk;
-    left -= chunk;
+/* Backward and the gradient reduction over the ranks (slr_dp: buckets
+ * reduced while the backward pass goes on). Every rank passes the gradient of
+ * the global batch's loss with respect to its own slice; slr_dp averages over
+ * the ranks, so the upstream gradients are scaled by the rank count first
+ * (the backward pass is linear in them) and the result is the gradient of the
+ * global loss. Collective. */
+static int backward_reduce(job_t *j, float *dpooled, float *dneck, float *dlogits, int64_t n,
+                           int64_t ncls) {
+  const int64_t D = j->model.feat_dim;
+  const float scale = (float)j->ctx->size;
+  if (scale != 1.0f) {
+    if (dpooled)
+      for (int64_t i = 0; i < n * D; i++) dpooled[i] *= scale;
+    if (dneck)
+      for (int64_t i = 0; i < n * D; i++) dneck[i] *= scale;
+    if (dlogits)
+      for (int64_t i = 0; i < n * ncls; i++) dlogits[i] *= scale;
   }
-  return 0;
+  return slr_dp_backward(&j->dp, dpooled, dneck, dlogits);
 }
 
 /* Gather the rows of the global batch (each rank its slice, rank order). */
@@ -215,8 +221,7 @@ static int pretrain_step(job_t *j, const float *x, const int64_t *idx, int64_t n
   for (int64_t i = 0; i < n; i++) lab[i] = s->pids[idx[i]];
   slr_model_zero_grad(m);
   MPI_Comm bn = cfg->model.sync_bn ? j->ctx->world : MPI_COMM_NULL;
-  int rc = slr_model_forward(m, x, (int)n, 1, bn);
-  if (rc) return rc;
+  SLR_TRY(slr_model_forward(m, x, (int)n, 1, bn));
   /* cross-entropy on this rank's slice, weighted into the global mean */
   float ce = n > 0 ? slr_xent_forward(j->probs, slr_model_logits(m), lab, NULL, (int)n, K,
                                       (float)cfg->train.pretrain.label_smoothing)
@@ -235,9 +240,7 @@ static int pretrain_step(job_t *j, const float *x, const int64_t *idx, int64_t n
   memset(j->gdfeat, 0, sizeof(float) * (size_t)B * D);
   slr_triplet_backward(j->gdfeat, j->gfeat, (int)B, D, margin, j->tpos, j->tneg, j->tdap, j->tdan,
                        1.0f);
-  rc = slr_model_backward(m, j->gdfeat + j->pos0 * D, NULL, j->dlogits);
-  if (rc) return rc;
-  SLR_TRY(allreduce_grads(j));
+  SLR_TRY(backward_reduce(j, j->gdfeat + j->pos0 * D, NULL, j->dlogits, n, K));
   slr_optimizer_step(&j->opt, m->params, m->grads, j->opt_state, m->nparams, j->groups,
                      j->ngroups, lr);
   double ce_sum = (double)ce * (double)n, tot = 0;
@@ -382,8 +385,7 @@ static int adapt_step(job_t *j, const float *x, const int64_t *idx, int64_t n, i
   memset(j->dneck, 0, sizeof(float) * (size_t)n * D);
   if (n > 0)
     slr_l2norm_backward(j->dneck, j->gdfeat + j->pos0 * D, j->feat_n, j->norms, (int)n, D, 1e-12f);
-  SLR_TRY(slr_model_backward(m, NULL, j->dneck, NULL));
-  SLR_TRY(allreduce_grads(j));
+  SLR_TRY(backward_reduce(j, NULL, j->dneck, NULL, n, 0));
   slr_optimizer_step(&j->opt, m->params, m->grads, j->opt_state, m->nparams, j->groups,
                      j->ngroups, lr);
   /* the memory update sees the same global batch on every rank */

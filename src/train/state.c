@@ -114,6 +114,7 @@ void slr_job_close(job_t *j) {
   if (j->batchers & B_GALLERY) slr_batcher_free(&j->b_gallery);
   if (j->have_source) slr_dataset_free(&j->source);
   if (j->have_target) slr_dataset_free(&j->target);
+  if (j->have_dp) slr_dp_free(&j->dp);
   if (j->have_model) slr_model_free(&j->model);
   free(j->opt_state);
   free(j->groups);
@@ -137,8 +138,9 @@ void slr_job_close(job_t *j) {
 int slr_job_stage_model(job_t *j, int si, int resumed) {
   const slr_config *cfg = j->cfg;
   const int pretrain = !strcmp(cfg->train.stages.v[si], "pretrain");
+  if (j->have_dp) slr_dp_free(&j->dp);
   if (j->have_model) slr_model_free(&j->model);
-  j->have_model = 0;
+  j->have_dp = j->have_model = 0;
   int classes = pretrain ? j->source.split[SLR_TRAIN].num_pids : 0;
   SLR_TRY(slr_train_model_init(&j->model, cfg, classes));
   j->have_model = 1;
@@ -168,6 +170,10 @@ int slr_job_stage_model(job_t *j, int si, int resumed) {
     SLR_TRY(slr_model_load(&j->model, j->ctx->world, from, flags));
     slr_info("%s starts from %s", pretrain ? "pretrain" : "adapt", from);
   }
+  SLR_TRY(slr_dp_init(&j->dp, &j->model, j->ctx->world, 0, 1));
+  j->have_dp = 1;
+  /* the ranks start from the same weights (rank 0's) */
+  SLR_TRY(slr_dp_broadcast(&j->dp));
   SLR_TRY(slr_job_setup_optimizer(j));
   if (resumed) {
     if (j->ck_nopt != j->opt_nstate)
@@ -184,6 +190,9 @@ int slr_job_buffers(job_t *j, int stage, int64_t B) {
   const int64_t D = j->model.feat_dim;
   const int64_t C = stage == STAGE_PRETRAIN ? j->model.cfg.num_classes : 0;
   slr_batch_slice(B, ctx->rank, ctx->size, &j->pos0, &j->nloc);
+  if (B < ctx->size)
+    return SLR_FAIL(SLR_ERR_CONFIG, "the global batch (%lld) is smaller than the rank count (%d): "
+                    "every rank needs a share of it", (long long)B, ctx->size);
   const int64_t n = j->nloc > 0 ? j->nloc : 1;
   free(j->lab_local), free(j->glab), free(j->tpos), free(j->tneg), free(j->gidx);
   free(j->probs), free(j->dlogits), free(j->gfeat), free(j->gdfeat), free(j->tdap), free(j->tdan);

@@ -23,6 +23,8 @@ typedef struct {
 
   slr_model model;
   int have_model;
+  slr_dp dp; /* gradient reduction over the ranks */
+  int have_dp;
   slr_optimizer opt;
   float *opt_state;
   int64_t opt_nstate;

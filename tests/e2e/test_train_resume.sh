@@ -56,8 +56,8 @@ kills=0
 for attempt in $(seq 1 30); do
   setsid "$mpiexec" -n 2 "$slr" train --config tiny.yaml --out B >> B.log 2>&1 &
   pid=$!
-  sleep "0.$(( RANDOM % 9 + 1 ))$(( RANDOM % 10 ))"
-  sleep $(( RANDOM % 3 ))
+  # 0.3 to 2.2 s: start-up, data, any step, a checkpoint being written
+  sleep "$(( RANDOM % 2 )).$(( RANDOM % 7 + 3 ))$(( RANDOM % 10 ))"
   if kill -0 $pid 2>/dev/null; then
     # the ranks first (mpiexec starts them in process groups of their own),
     # then mpiexec: nothing of the killed run may go on writing
