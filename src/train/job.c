@@ -51,6 +51,25 @@ static void json_quality(slr_json *js, const char *key, const slr_label_quality 
   slr_json_object_end(js);
 }
 
+/* {"event": ..., "stage": ..., "epoch": ..., "position": ... (left open) */
+static void json_event(slr_json *js, const char *event, const char *stage, int64_t epoch,
+                       int64_t position) {
+  slr_json_init(js);
+  slr_json_object_begin(js, NULL);
+  slr_json_str(js, "event", event);
+  if (stage) slr_json_str(js, "stage", stage);
+  slr_json_int(js, "epoch", epoch);
+  slr_json_int(js, "position", position);
+}
+
+static void json_eval(slr_json *js, const slr_eval_result *res) {
+  slr_json_num(js, "mAP", res->map);
+  slr_json_num(js, "mINP", res->minp);
+  slr_json_array_begin(js, "cmc");
+  for (int r = 0; r < SLR_EVAL_MAX_RANK; r++) slr_json_num(js, NULL, res->cmc[r]);
+  slr_json_array_end(js);
+}
+
 static int stage_of(const slr_config *cfg, int si) {
   return strcmp(cfg->train.stages.v[si], "pretrain") == 0 ? STAGE_PRETRAIN : STAGE_ADAPT;
 }
@@ -175,17 +194,8 @@ static int evaluate(job_t *j, const char *stage, int64_t epoch) {
   j->last_eval = res;
   j->have_eval = 1;
   slr_json js;
-  slr_json_init(&js);
-  slr_json_object_begin(&js, NULL);
-  slr_json_str(&js, "event", "eval");
-  slr_json_str(&js, "stage", stage);
-  slr_json_int(&js, "epoch", epoch);
-  slr_json_int(&js, "position", j->position);
-  slr_json_num(&js, "mAP", res.map);
-  slr_json_num(&js, "mINP", res.minp);
-  slr_json_array_begin(&js, "cmc");
-  for (int r = 0; r < SLR_EVAL_MAX_RANK; r++) slr_json_num(&js, NULL, res.cmc[r]);
-  slr_json_array_end(&js);
+  json_event(&js, "eval", stage, epoch, j->position);
+  json_eval(&js, &res);
   slr_json_object_end(&js);
   return log_json(j, &js);
 }
@@ -485,11 +495,7 @@ static int adapt_labels(job_t *j, int64_t epoch) {
            cfg->refine.mode, (long long)qr.clusters, (long long)qr.outliers, qr.ari, t1 - t0,
            t2 - t1);
   slr_json js;
-  slr_json_init(&js);
-  slr_json_object_begin(&js, NULL);
-  slr_json_str(&js, "event", "labels");
-  slr_json_int(&js, "epoch", epoch);
-  slr_json_int(&js, "position", j->position);
+  json_event(&js, "labels", NULL, epoch, j->position);
   slr_json_int(&js, "samples", N);
   slr_json_str(&js, "refine", cfg->refine.mode);
   slr_json_int(&js, "pairs", j->ref.npairs);
@@ -585,12 +591,7 @@ static int run_stage(job_t *j, int si) {
     const double sum_a = j->sum_a, sum_b = j->sum_b;
     const int64_t nsteps = j->nsteps, run_steps = j->step - step0;
     slr_json js;
-    slr_json_init(&js);
-    slr_json_object_begin(&js, NULL);
-    slr_json_str(&js, "event", "train");
-    slr_json_str(&js, "stage", name);
-    slr_json_int(&js, "epoch", e);
-    slr_json_int(&js, "position", j->position);
+    json_event(&js, "train", name, e, j->position);
     slr_json_num(&js, "lr", lr_d);
     if (stage == STAGE_PRETRAIN) {
       slr_json_num(&js, "loss_ce", nsteps ? sum_a / (double)nsteps : 0);
@@ -637,13 +638,7 @@ static int write_summary(job_t *j) {
   slr_json_init(&js);
   slr_json_object_begin(&js, NULL);
   slr_json_int(&js, "position", j->position);
-  if (j->have_eval) {
-    slr_json_num(&js, "mAP", j->last_eval.map);
-    slr_json_num(&js, "mINP", j->last_eval.minp);
-    slr_json_array_begin(&js, "cmc");
-    for (int r = 0; r < SLR_EVAL_MAX_RANK; r++) slr_json_num(&js, NULL, j->last_eval.cmc[r]);
-    slr_json_array_end(&js);
-  }
+  if (j->have_eval) json_eval(&js, &j->last_eval);
   if (j->q_refined.samples > 0) {
     json_quality(&js, "dbscan", &j->q_dbscan);
     json_quality(&js, "refined", &j->q_refined);
