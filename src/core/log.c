@@ -70,6 +70,26 @@ void slr_format_duration(double s, char *buf, size_t len) {
     snprintf(buf, len, "%lds", t);
 }
 
+/* Whether progress lines may redraw in place. Under mpiexec a rank's stdout
+ * is a pseudo-terminal even when mpiexec writes to a file (a Slurm log), so
+ * the launcher's own stdout decides: the parent process's descriptor 1.
+ * SLR_PROGRESS=tty|plain overrides. */
+static int stdout_is_terminal(void) {
+  const char *force = getenv("SLR_PROGRESS");
+  if (force && strcmp(force, "plain") == 0) return 0;
+  if (force && strcmp(force, "tty") == 0) return 1;
+  if (!isatty(fileno(stdout))) return 0;
+  if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMI_RANK") && !getenv("PMIX_RANK") &&
+      !getenv("SLURM_PROCID"))
+    return 1;
+  char link[64], target[256];
+  snprintf(link, sizeof link, "/proc/%d/fd/1", (int)getppid());
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n <= 0) return 0;
+  target[n] = '\0';
+  return strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0;
+}
+
 void slr_progress_begin(slr_progress *p, const char *label, int64_t total,
                         const char *unit, double interval) {
   memset(p, 0, sizeof *p);
@@ -83,7 +103,7 @@ void slr_progress_begin(slr_progress *p, const char *label, int64_t total,
     interval = env ? atof(env) : 10.0;
   }
   p->interval = interval;
-  p->tty = isatty(fileno(stdout));
+  p->tty = stdout_is_terminal();
   p->active = slr_world_rank() == 0 && log_level >= SLR_LOG_INFO;
 }
 

@@ -39,6 +39,8 @@ eval: {every: 1, batch_size: 16}
 run: {threads: 1}
 YAML
 check "tiny run" 0 "done: run" -- "$mpiexec" -n 2 "$slr" train --config tiny.yaml --out run
+# written to a file through mpiexec: plain progress lines, no redrawing
+n=$((n+1)); if grep -q "extract target: 100.0%" out.txt && ! grep -q $'\r' out.txt; then echo "ok   plain progress lines"; else fails=$((fails+1)); echo "FAIL plain progress lines"; fi
 for f in config.yaml metrics.jsonl pretrain.h5 final.h5 summary.json; do
   n=$((n+1)); if [ -s "run/$f" ]; then echo "ok   run/$f"; else fails=$((fails+1)); echo "FAIL run/$f missing"; fi
 done
