@@ -433,7 +433,8 @@ int slr_model_param_groups(const slr_model *m, slr_param_group **groups, int *ng
  * MPI_Iallreduce, started during the backward pass as soon as a bucket's
  * gradients are final. With SyncBN (slr_model_forward with bn_comm set) a
  * global batch split over the ranks gives the gradients of the whole batch
- * on one rank when the loss is a mean over samples with equal shares. */
+ * on one rank when the loss is a mean over samples with equal shares.
+ * Every rank needs at least one sample of the batch. */
 
 typedef struct {
   slr_model *m;

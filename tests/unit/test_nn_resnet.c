@@ -12,10 +12,10 @@ static void fixture_path(char *buf, size_t len, const char *name) {
 }
 
 static void check_names(const char *group, slr_arch arch, int last_stride, slr_pool_kind pool,
-                        int neck) {
+                        int neck, int classes) {
   slr_model_config cfg;
   slr_model_config_default(&cfg, arch);
-  cfg.last_stride = last_stride, cfg.pool = pool, cfg.neck = neck;
+  cfg.last_stride = last_stride, cfg.pool = pool, cfg.neck = neck, cfg.num_classes = classes;
   slr_model m;
   assert_int_equal(slr_model_init(&m, &cfg, 1), 0);
   char key[128];
@@ -42,9 +42,10 @@ static void check_names(const char *group, slr_arch arch, int last_stride, slr_p
 
 static void test_full_width_names(void **state) {
   nn_fixture_open("names.h5");
-  check_names("resnet50", SLR_ARCH_RESNET50, 1, SLR_POOL_GEM, 1);
-  check_names("resnet18", SLR_ARCH_RESNET18, 2, SLR_POOL_AVG, 0);
-  check_names("resnet50_ibn_a", SLR_ARCH_RESNET50_IBN_A, 1, SLR_POOL_AVG, 1);
+  check_names("resnet50", SLR_ARCH_RESNET50, 1, SLR_POOL_GEM, 1, 0);
+  check_names("resnet18", SLR_ARCH_RESNET18, 2, SLR_POOL_AVG, 0, 0);
+  check_names("resnet34", SLR_ARCH_RESNET34, 2, SLR_POOL_GEM, 1, 751);
+  check_names("resnet50_ibn_a", SLR_ARCH_RESNET50_IBN_A, 1, SLR_POOL_AVG, 1, 0);
   nn_fixture_close();
   /* the parameter count of torchvision's resnet50 without fc: 23,508,032 */
   slr_model_config cfg;

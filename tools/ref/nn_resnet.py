@@ -5,7 +5,7 @@ narrow to keep the fixtures small, with the Re-ID head (GeM pool.p,
 BatchNorm1d neck with frozen bias, bias-free classifier).
 
 Writes to tests/fixtures/nn/:
-  names.h5          full-width resnet18/resnet50/resnet50_ibn_a state_dict
+  names.h5          full-width resnet18/34/50 and resnet50_ibn_a state_dict
                     keys and shapes (structure and names check)
   r50_weights.h5    narrow resnet50 (last stride 1, GeM, neck) weights,
                     converted from a .pth by tools/torch2h5.py
@@ -178,6 +178,12 @@ def main():
         assert [k for k in tv18.state_dict() if not k.startswith("fc.")] == list(mine18.state_dict().keys())
         names_group(f, "resnet18", mine18)
         names_group(f, "resnet50_ibn_a", ReIDResNet(Bottleneck, [3, 4, 6, 3], 64, 1, "avg", True, ibn=True))
+        with torch.random.fork_rng():
+            tv34 = torchvision.models.resnet34()
+            mine34 = ReIDResNet(BasicBlock, [3, 4, 6, 3], 64, 2, "gem", True, num_classes=751)
+            assert [k for k in tv34.state_dict() if not k.startswith("fc.")] == \
+                [k for k in mine34.state_dict() if not k.startswith(("pool.", "neck.", "classifier."))]
+            names_group(f, "resnet34", mine34)
 
     # narrow resnet50 / resnet50_ibn_a eval
     for tag, ibn in (("r50", False), ("ibn", True)):
