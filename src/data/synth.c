@@ -43,19 +43,13 @@ static rgb mix(rgb a, rgb b, float t) {
 
 /* ---- palettes --------------------------------------------------------------- */
 
+/* garment colours; the realistic style mutes them (pal()) */
 static const rgb pal_synthetic[] = {
     {0.86f, 0.12f, 0.12f}, {0.12f, 0.32f, 0.86f}, {0.12f, 0.68f, 0.26f}, {0.95f, 0.84f, 0.12f},
     {0.95f, 0.52f, 0.10f}, {0.55f, 0.20f, 0.75f}, {0.95f, 0.50f, 0.70f}, {0.10f, 0.75f, 0.80f},
     {0.94f, 0.94f, 0.94f}, {0.10f, 0.10f, 0.12f}, {0.52f, 0.52f, 0.55f}, {0.10f, 0.15f, 0.45f},
 };
-static const rgb pal_realistic[] = {
-    {0.12f, 0.15f, 0.28f}, {0.20f, 0.20f, 0.22f}, {0.60f, 0.55f, 0.40f}, {0.35f, 0.38f, 0.20f},
-    {0.45f, 0.10f, 0.15f}, {0.25f, 0.35f, 0.52f}, {0.78f, 0.72f, 0.60f}, {0.85f, 0.84f, 0.80f},
-    {0.40f, 0.28f, 0.18f}, {0.15f, 0.28f, 0.20f}, {0.62f, 0.22f, 0.20f}, {0.46f, 0.46f, 0.48f},
-    {0.55f, 0.65f, 0.78f}, {0.07f, 0.07f, 0.08f},
-};
 #define NPAL_S ((int)(sizeof pal_synthetic / sizeof pal_synthetic[0]))
-#define NPAL_R ((int)(sizeof pal_realistic / sizeof pal_realistic[0]))
 static const rgb skins[] = {{0.96f, 0.80f, 0.69f}, {0.92f, 0.72f, 0.58f}, {0.80f, 0.58f, 0.43f},
                             {0.62f, 0.43f, 0.30f}, {0.45f, 0.30f, 0.20f}, {0.33f, 0.22f, 0.15f}};
 static const rgb hairs[] = {{0.07f, 0.06f, 0.05f}, {0.22f, 0.14f, 0.08f}, {0.40f, 0.27f, 0.15f},
@@ -84,9 +78,16 @@ typedef struct {
 static int pick(slr_rng *r, int n) { return (int)slr_rng_below(r, (uint64_t)n); }
 static float unif(slr_rng *r, float a, float b) { return a + (b - a) * slr_rng_uniform(r); }
 
-static int npal(const slr_synth_opts *o) { return o->style == SLR_STYLE_SYNTHETIC ? NPAL_S : NPAL_R; }
+static int npal(const slr_synth_opts *o) { return NPAL_S; }
+/* The realistic palette has the same hues, muted (half the chroma) and
+ * darker, with a slight warm shift: a red shirt stays a dull red, so what a
+ * model learns on one style carries over in part. */
 static rgb pal(const slr_synth_opts *o, int i) {
-  return o->style == SLR_STYLE_SYNTHETIC ? pal_synthetic[i % NPAL_S] : pal_realistic[i % NPAL_R];
+  rgb c = pal_synthetic[i % NPAL_S];
+  if (o->style == SLR_STYLE_SYNTHETIC) return c;
+  float l = 0.3f * c.r + 0.59f * c.g + 0.11f * c.b;
+  c = mix(mk(l, l, l), c, 0.5f);
+  return mk(0.8f * c.r + 0.03f, 0.78f * c.g + 0.02f, 0.74f * c.b);
 }
 
 static void draw_person_attrs(const slr_synth_opts *o, int id, person *p) {
@@ -385,6 +386,22 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
   float ww = (side ? 0.062f : 0.098f) * bw; /* waist half width */
   paint up = garment(o, cv, pe->upper, pe->upper2, pe->upper_pat, 0.035f * H, X(0), Y(0.17f), key + 1);
   paint lo = garment(o, cv, pe->lower, pe->lower2, pe->lower_pat, 0.04f * H, X(0), Y(0.5f), key + 2);
+  /* a two-tone garment: its right half (viewer's left from the front) is
+   * colour a; from behind the halves swap, from the side one half shows */
+  paint *halves[2] = {&up, &lo};
+  for (int k = 0; k < 2; k++) {
+    paint *g = halves[k];
+    if (g->pattern != PAT_SPLIT) continue;
+    rgb a = g->a;
+    if (po->view == VIEW_BACK) {
+      g->a = g->b;
+      g->b = a;
+    } else if (side) {
+      g->pattern = PAT_SOLID;
+      if (po->facing > 0) g->a = g->b;
+      else g->b = g->a;
+    }
+  }
   paint pbag = garment(o, cv, pe->bag_col, pe->bag_col, PAT_SOLID, 1, 0, 0, key + 3);
   pbag.a = scale_rgb(pbag.a, 0.85f);
   paint shoe = solid(shoe_cols[pe->shoes]);
