@@ -54,8 +54,10 @@ static const rgb skins[] = {{0.96f, 0.80f, 0.69f}, {0.92f, 0.72f, 0.58f}, {0.80f
                             {0.62f, 0.43f, 0.30f}, {0.45f, 0.30f, 0.20f}, {0.33f, 0.22f, 0.15f}};
 static const rgb hairs[] = {{0.07f, 0.06f, 0.05f}, {0.22f, 0.14f, 0.08f}, {0.40f, 0.27f, 0.15f},
                             {0.80f, 0.67f, 0.40f}, {0.62f, 0.62f, 0.62f}, {0.50f, 0.20f, 0.10f}};
-static const rgb shoe_cols[] = {{0.06f, 0.06f, 0.06f}, {0.92f, 0.92f, 0.90f},
-                                {0.35f, 0.22f, 0.12f}, {0.45f, 0.45f, 0.48f},
+static const rgb shoe_cols[] = {{0.06f, 0.06f, 0.06f},
+                                {0.92f, 0.92f, 0.90f},
+                                {0.35f, 0.22f, 0.12f},
+                                {0.45f, 0.45f, 0.48f},
                                 {0.15f, 0.20f, 0.40f}};
 
 /* ---- identity attributes ------------------------------------------------------- */
@@ -132,10 +134,20 @@ static void identity_attrs(const slr_synth_opts *o, int id, person *p) {
   for (int c = 0; c < changes; c++) switch (pick(&r, 6)) {
     case 0: q.shoes = p->shoes; break;
     case 1: q.hair = p->hair; break;
-    case 2: q.bag = p->bag; q.bag_col = p->bag_col; break;
-    case 3: q.upper_pat = p->upper_pat; q.upper2 = p->upper2; break;
+    case 2:
+      q.bag = p->bag;
+      q.bag_col = p->bag_col;
+      break;
+    case 3:
+      q.upper_pat = p->upper_pat;
+      q.upper2 = p->upper2;
+      break;
     case 4: q.lower = p->lower; break;
-    default: q.build = p->build; q.height = p->height; q.long_sleeves = p->long_sleeves; break;
+    default:
+      q.build = p->build;
+      q.height = p->height;
+      q.long_sleeves = p->long_sleeves;
+      break;
     }
   *p = q;
 }
@@ -190,7 +202,7 @@ typedef struct {
   int w, h;
   float *px; /* (h, w, 3) */
   int real;
-  int tw, th;         /* output size */
+  int tw, th;           /* output size */
   float *fine, *coarse; /* (th, tw) texture noise in [-1, 1], cells of 1 and 3 output pixels */
 } canvas;
 
@@ -220,7 +232,8 @@ static float value_noise(uint64_t seed, float x, float y, float cell) {
 /* The fabric texture at canvas pixel (x, y): the image's noise maps,
  * shifted by the surface's key so that surfaces do not share a pattern. */
 static float tex_at(const canvas *cv, float x, float y, uint64_t key) {
-  int tx = ((int)x / SS + (int)(key % 7)) % cv->tw, ty = ((int)y / SS + (int)(key / 7 % 7)) % cv->th;
+  int tx = ((int)x / SS + (int)(key % 7)) % cv->tw,
+      ty = ((int)y / SS + (int)(key / 7 % 7)) % cv->th;
   size_t i = (size_t)ty * (size_t)cv->tw + (size_t)tx;
   return 0.6f * cv->coarse[i] + 0.4f * cv->fine[i];
 }
@@ -245,7 +258,8 @@ static paint solid(rgb c) {
 
 static rgb paint_at(const canvas *cv, const paint *p, float x, float y, float shade) {
   rgb c = p->a;
-  float u = (x - p->ox) / (p->period > 0 ? p->period : 1), v = (y - p->oy) / (p->period > 0 ? p->period : 1);
+  float u = (x - p->ox) / (p->period > 0 ? p->period : 1),
+        v = (y - p->oy) / (p->period > 0 ? p->period : 1);
   switch (p->pattern) {
   case PAT_HSTRIPE: c = ((int64_t)floorf(v) & 1) ? p->b : p->a; break;
   case PAT_VSTRIPE: c = ((int64_t)floorf(u) & 1) ? p->b : p->a; break;
@@ -286,7 +300,8 @@ static void fill_ellipse(canvas *cv, float cx, float cy, float rx, float ry, con
   for (int y = y0; y <= y1; y++)
     for (int x = x0; x <= x1; x++) {
       float dx = (x + 0.5f - cx) / rx, dy = (y + 0.5f - cy) / ry;
-      if (dx * dx + dy * dy <= 1.0f) put(cv, x, y, paint_at(cv, p, x + 0.5f, y + 0.5f, body_shade(cv, dx, light)));
+      if (dx * dx + dy * dy <= 1.0f)
+        put(cv, x, y, paint_at(cv, p, x + 0.5f, y + 0.5f, body_shade(cv, dx, light)));
     }
 }
 
@@ -307,7 +322,8 @@ static void fill_trap(canvas *cv, float yt, float yb, float ct, float ht, float 
     if (x1 > cv->w - 1) x1 = cv->w - 1;
     for (int x = x0; x <= x1; x++) {
       float dx = (x + 0.5f - c) / h;
-      if (fabsf(dx) <= 1.0f) put(cv, x, y, paint_at(cv, p, x + 0.5f, fy, body_shade(cv, dx, light)));
+      if (fabsf(dx) <= 1.0f)
+        put(cv, x, y, paint_at(cv, p, x + 0.5f, fy, body_shade(cv, dx, light)));
     }
   }
 }
@@ -343,11 +359,11 @@ static void fill_capsule(canvas *cv, float xa, float ya, float xb, float yb, flo
 /* ---- the pedestrian -------------------------------------------------------------------- */
 
 typedef struct {
-  int view;      /* VIEW_* */
-  int facing;    /* side view: +1 right, -1 left; front/back: mirror */
-  float phase;   /* walking phase */
-  float ox, oy;  /* top centre of the figure (pixels) */
-  float H;       /* figure height (pixels) */
+  int view;     /* VIEW_* */
+  int facing;   /* side view: +1 right, -1 left; front/back: mirror */
+  float phase;  /* walking phase */
+  float ox, oy; /* top centre of the figure (pixels) */
+  float H;      /* figure height (pixels) */
   float light;
 } pose;
 
@@ -372,8 +388,8 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
   const int side = po->view == VIEW_SIDE;
   const float f = (float)po->facing;
   const float L = po->light;
-#define X(u) (po->ox + (u) * H)
-#define Y(v) (po->oy + (v) * H)
+#define X(u) (po->ox + (u)*H)
+#define Y(v) (po->oy + (v)*H)
   rgb skin = skins[pe->skin];
   paint pskin = solid(skin), phair = solid(hairs[pe->hair]);
   if (cv->real) {
@@ -384,8 +400,10 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
   }
   float sw = (side ? 0.068f : 0.118f) * bw; /* shoulder half width */
   float ww = (side ? 0.062f : 0.098f) * bw; /* waist half width */
-  paint up = garment(o, cv, pe->upper, pe->upper2, pe->upper_pat, 0.035f * H, X(0), Y(0.17f), key + 1);
-  paint lo = garment(o, cv, pe->lower, pe->lower2, pe->lower_pat, 0.04f * H, X(0), Y(0.5f), key + 2);
+  paint up =
+      garment(o, cv, pe->upper, pe->upper2, pe->upper_pat, 0.035f * H, X(0), Y(0.17f), key + 1);
+  paint lo =
+      garment(o, cv, pe->lower, pe->lower2, pe->lower_pat, 0.04f * H, X(0), Y(0.5f), key + 2);
   /* a two-tone garment: its right half (viewer's left from the front) is
    * colour a; from behind the halves swap, from the side one half shows */
   paint *halves[2] = {&up, &lo};
@@ -398,8 +416,10 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
       g->b = a;
     } else if (side) {
       g->pattern = PAT_SOLID;
-      if (po->facing > 0) g->a = g->b;
-      else g->b = g->a;
+      if (po->facing > 0)
+        g->a = g->b;
+      else
+        g->b = g->a;
     }
   }
   paint pbag = garment(o, cv, pe->bag_col, pe->bag_col, PAT_SOLID, 1, 0, 0, key + 3);
@@ -441,11 +461,11 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
     fill_capsule(cv, X(kx), Y(knee_y), X(ax), Y(ay), 0.85f * lr * H, 0.62f * lr * H,
                  side && leg == 0 ? &far_sh : shin, L);
     if (pe->lower_type == LOW_SHORTS)
-      fill_capsule(cv, X(hx), Y(hip_y), X(hx + (kx - hx) * 0.6f), Y(hip_y + (knee_y - hip_y) * 0.6f),
-                   lr * H * 1.08f, lr * H, &lo, L);
+      fill_capsule(cv, X(hx), Y(hip_y), X(hx + (kx - hx) * 0.6f),
+                   Y(hip_y + (knee_y - hip_y) * 0.6f), lr * H * 1.08f, lr * H, &lo, L);
     float shoe_dx = side ? f * 0.025f : 0.0f;
-    fill_ellipse(cv, X(ax + shoe_dx), Y(ay + 0.018f), (side ? 0.05f : 0.036f) * bw * H,
-                 0.022f * H, &shoe, L);
+    fill_ellipse(cv, X(ax + shoe_dx), Y(ay + 0.018f), (side ? 0.05f : 0.036f) * bw * H, 0.022f * H,
+                 &shoe, L);
   }
   /* pelvis and skirt */
   if (pe->lower_type == LOW_SKIRT)
@@ -512,8 +532,8 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
   if (side) {
     float hx = f * s * 0.09f;
     fill_capsule(cv, X(0), Y(0.185f), X(hx * 0.5f), Y(0.32f), arm_r * H, 0.9f * arm_r * H, &up, L);
-    fill_capsule(cv, X(hx * 0.5f), Y(0.32f), X(hx), Y(0.45f), 0.9f * arm_r * H,
-                 0.75f * arm_r * H, pe->long_sleeves ? &up : &pskin, L);
+    fill_capsule(cv, X(hx * 0.5f), Y(0.32f), X(hx), Y(0.45f), 0.9f * arm_r * H, 0.75f * arm_r * H,
+                 pe->long_sleeves ? &up : &pskin, L);
     fill_ellipse(cv, X(hx), Y(0.465f), 0.024f * H, 0.026f * H, &pskin, L);
   }
   if (pe->bag == BAG_HAND) {
@@ -525,7 +545,8 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
   if (po->view == VIEW_BACK) {
     fill_ellipse(cv, X(0), Y(hy), 0.05f * H, 0.062f * H, &pskin, L);
     fill_ellipse(cv, X(0), Y(hy - 0.004f), 0.054f * H, 0.064f * H, &phair, L);
-    if (pe->long_hair) fill_trap(cv, Y(0.07f), Y(0.27f), X(0), 0.055f * H, X(0), 0.07f * H, &phair, L);
+    if (pe->long_hair)
+      fill_trap(cv, Y(0.07f), Y(0.27f), X(0), 0.055f * H, X(0), 0.07f * H, &phair, L);
   } else if (po->view == VIEW_FRONT) {
     fill_ellipse(cv, X(0), Y(hy - 0.006f), 0.055f * H, 0.064f * H, &phair, L);
     fill_ellipse(cv, X(0), Y(hy + 0.01f), 0.046f * H, 0.056f * H, &pskin, L);
@@ -538,7 +559,8 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
     fill_ellipse(cv, X(f * 0.006f), Y(hy + 0.004f), 0.05f * H, 0.06f * H, &pskin, L);
     fill_ellipse(cv, X(-f * 0.012f), Y(hy - 0.006f), 0.048f * H, 0.058f * H, &phair, L);
     if (pe->long_hair)
-      fill_trap(cv, Y(0.07f), Y(0.25f), X(-f * 0.03f), 0.03f * H, X(-f * 0.035f), 0.035f * H, &phair, L);
+      fill_trap(cv, Y(0.07f), Y(0.25f), X(-f * 0.03f), 0.03f * H, X(-f * 0.035f), 0.035f * H,
+                &phair, L);
   }
   if (pe->hat) {
     paint hat = solid(pal(o, pe->hat_col));
@@ -576,7 +598,8 @@ static void draw_background(const slr_synth_opts *o, canvas *cv, const camera *c
     float cx = unif(r, 0, (float)cv->w), w = unif(r, 0.1f, 0.6f) * cv->w;
     float yt = unif(r, -0.1f, cam->horizon) * cv->h, hgt = unif(r, 0.1f, 0.5f) * cv->h;
     rgb col = o->style == SLR_STYLE_REALISTIC
-                  ? scale_rgb(mix(cam->wall, pal(o, pick(r, npal(o))), unif(r, 0.2f, 0.6f)), unif(r, 0.6f, 1.1f))
+                  ? scale_rgb(mix(cam->wall, pal(o, pick(r, npal(o))), unif(r, 0.2f, 0.6f)),
+                              unif(r, 0.6f, 1.1f))
                   : mix(cam->wall, pal(o, pick(r, npal(o))), 0.3f);
     paint p = solid(col);
     if (cv->real) {
@@ -661,7 +684,8 @@ static int check_opts(const slr_synth_opts *o) {
   if (o->ids < 2) return SLR_FAIL(SLR_ERR_USAGE, "--ids must be at least 2 (got %d)", o->ids);
   if (o->ids > 9999) return SLR_FAIL(SLR_ERR_USAGE, "--ids must be at most 9999 (got %d)", o->ids);
   if (o->cams < 2 || o->cams > 6)
-    return SLR_FAIL(SLR_ERR_USAGE, "--cams must be in 2..6 (the Market-1501 layout; got %d)", o->cams);
+    return SLR_FAIL(SLR_ERR_USAGE, "--cams must be in 2..6 (the Market-1501 layout; got %d)",
+                    o->cams);
   if (o->per_cam < 1 || o->per_cam > 100)
     return SLR_FAIL(SLR_ERR_USAGE, "--per-cam must be in 1..100 (got %d)", o->per_cam);
   if (o->height < 16 || o->height > 1024 || o->width < 8 || o->width > 512)
@@ -719,7 +743,8 @@ int slr_synth_render(const slr_synth_opts *o, int id, int cam_id, int shot, slr_
   if (slr_rng_uniform(&r) < 0.06f + 0.3f * d) draw_occluder(o, &cv, &r, key + 1);
   /* box filter down to the output size, then the camera's optics */
   float *out = malloc((size_t)o->width * o->height * 3 * sizeof *out);
-  int rc = out ? slr_image_alloc(im, o->height, o->width) : SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
+  int rc =
+      out ? slr_image_alloc(im, o->height, o->width) : SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
   if (rc) {
     free(out);
     free(cv.px);
@@ -737,10 +762,12 @@ int slr_synth_render(const slr_synth_opts *o, int id, int cam_id, int shot, slr_
       }
   free(cv.px);
   free(cv.fine);
-  blur(out, o->height, o->width, cam.blur * (1.0f + unif(&r, -0.3f, 0.3f)) * o->height / 128.0f * 1.5f);
+  blur(out, o->height, o->width,
+       cam.blur * (1.0f + unif(&r, -0.3f, 0.3f)) * o->height / 128.0f * 1.5f);
   float gain = cam.gain * (1.0f + unif(&r, -0.08f, 0.08f) * (0.5f + d));
   slr_rng nr;
-  slr_rng_init(&nr, o->seed, slr_rng_stream_id(KEY_NOISE, (uint64_t)id, (uint64_t)cam_id, (uint64_t)shot), 0);
+  slr_rng_init(&nr, o->seed,
+               slr_rng_stream_id(KEY_NOISE, (uint64_t)id, (uint64_t)cam_id, (uint64_t)shot), 0);
   for (int y = 0; y < o->height; y++) {
     /* light from above in the realistic style */
     float vy = cv.real ? 1.08f - 0.16f * (float)y / o->height : 1.0f;
@@ -795,7 +822,9 @@ static int write_identity(const slr_synth_opts *o, const char *dir, int id) {
       int rc = slr_image_encode_jpeg(&im, cp.quality, &buf, &len);
       slr_image_free(&im);
       if (rc) return rc;
-      const char *sub = train ? "bounding_box_train" : is_query(o, id, cam, shot) ? "query" : "bounding_box_test";
+      const char *sub = train                        ? "bounding_box_train"
+                        : is_query(o, id, cam, shot) ? "query"
+                                                     : "bounding_box_test";
       char path[4200];
       snprintf(path, sizeof path, "%.4000s/%s/%04d_c%ds1_%06d_00.jpg", dir, sub, id + 1, cam + 1,
                (id * o->per_cam + shot) * 25 + 1);

@@ -117,8 +117,8 @@ static void test_same_global_batch(void **state) {
       /* this rank's slice, filled directly */
       int64_t p0, c;
       slr_batch_slice(G, rank, size, &p0, &c);
-      assert_all(slr_agree(MPI_COMM_WORLD, slr_batcher_fill(&b, batch + p0, c, 1, 9, epoch, step,
-                                                            p0, mine)) == 0);
+      assert_all(slr_agree(MPI_COMM_WORLD,
+                           slr_batcher_fill(&b, batch + p0, c, 1, 9, epoch, step, p0, mine)) == 0);
       MPI_Allgatherv(mine, counts[rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
       /* the whole batch filled by this process alone */
       assert_all(slr_batcher_fill(&b, batch, G, 1, 9, epoch, step, 0, ref) == 0);
@@ -220,7 +220,8 @@ static void test_bad_file_one_rank(void **state) {
   assert_all(rc == 0 && b.corrupt == (rank == size - 1 ? 1 : 0));
   if (rank == size - 1) {
     float mx = 0;
-    for (int k = 0; k < 3 * tf.height * tf.width; k++) mx = x[k] > mx ? x[k] : -x[k] > mx ? -x[k] : mx;
+    for (int k = 0; k < 3 * tf.height * tf.width; k++)
+      mx = x[k] > mx ? x[k] : -x[k] > mx ? -x[k] : mx;
     assert_true(mx == 0.0f);
   }
   assert_all(slr_batcher_report(&b, MPI_COMM_WORLD) == 0);
