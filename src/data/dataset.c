@@ -503,6 +503,8 @@ int slr_dataset_read(slr_dataset *ds, const slr_domain_cfg *cfg) {
   } else if (strcmp(cfg->format, "list") == 0) {
     snprintf(ds->name, sizeof ds->name, "list");
     rc = read_list(ds, cfg);
+  } else if (strcmp(cfg->format, "none") == 0) {
+    rc = SLR_FAIL(SLR_ERR_CONFIG, "no data set configured (format none)");
   } else {
     rc = SLR_FAIL(SLR_ERR_CONFIG, "unknown data set format \"%s\"", cfg->format);
   }

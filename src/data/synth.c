@@ -170,8 +170,8 @@ static void camera_attrs(const slr_synth_opts *o, int cam, camera *c) {
   slr_rng_init(&r, o->seed, slr_rng_stream_id(KEY_CAM, (uint64_t)cam, 0, 0), 0);
   int real = o->style == SLR_STYLE_REALISTIC;
   float d = (float)o->difficulty;
-  c->gain = real ? unif(&r, 0.6f, 1.2f) : unif(&r, 0.9f, 1.08f);
-  float cast = real ? 0.10f + 0.12f * d : 0.03f + 0.04f * d;
+  c->gain = real ? unif(&r, 0.7f, 1.15f) : unif(&r, 0.9f, 1.08f);
+  float cast = real ? 0.06f + 0.10f * d : 0.03f + 0.04f * d;
   for (int k = 0; k < 3; k++) c->cast[k] = 1.0f + unif(&r, -cast, cast);
   if (real) {
     float g = unif(&r, 0.3f, 0.7f);
@@ -186,13 +186,13 @@ static void camera_attrs(const slr_synth_opts *o, int cam, camera *c) {
     c->floor = mk(f, f, f * 0.95f);
   }
   c->horizon = unif(&r, 0.55f, 0.8f);
-  c->clutter = real ? 3 + pick(&r, 6) : pick(&r, 2);
+  c->clutter = real ? 2 + pick(&r, 4) : pick(&r, 2);
   c->p_front = unif(&r, 0.15f, 0.6f);
   c->p_back = unif(&r, 0.1f, 0.9f - c->p_front);
-  c->blur = real ? unif(&r, 0.2f, 0.5f + 0.7f * d) : unif(&r, 0.0f, 0.25f);
-  c->noise = real ? unif(&r, 2.0f, 4.0f + 6.0f * d) / 255.0f : 0.0f;
-  c->haze = real ? unif(&r, 0.0f, 0.25f) : 0.0f;
-  c->quality = real ? 55 + pick(&r, 31) : 95;
+  c->blur = real ? unif(&r, 0.15f, 0.35f + 0.45f * d) : unif(&r, 0.0f, 0.25f);
+  c->noise = real ? unif(&r, 1.5f, 2.5f + 4.0f * d) / 255.0f : 0.0f;
+  c->haze = real ? unif(&r, 0.0f, 0.15f) : 0.0f;
+  c->quality = real ? 65 + pick(&r, 26) : 95;
   c->light_dir = unif(&r, -1.0f, 1.0f);
 }
 

@@ -92,7 +92,7 @@ def main():
                 opt.step()
         for tgt in ("A", "B"):
             m, r = evaluate(model, doms[tgt]["query"], doms[tgt]["bounding_box_test"])
-            print("train %s -> test %s: mAP %5.1f  rank-1 %5.1f" % (src, tgt, m, r))
+            print("train %s -> test %s: mAP %5.1f  rank-1 %5.1f" % (src, tgt, m, r), flush=True)
 
 
 if __name__ == "__main__":
