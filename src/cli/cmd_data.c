@@ -9,8 +9,8 @@
 #include "slr/config.h"
 #include "slr/data.h"
 
-/* Time `steps` batches of the source train split through the loader, as
- * pretraining reads them (train.pretrain.batch_size, instances). */
+/* Time `steps` batches of a train split through the loader, as pretraining
+ * reads them (train.pretrain.batch_size, instances). */
 static int bench(slr_ctx *ctx, const slr_config *cfg, const slr_split *tr, int64_t steps) {
   slr_transform tf;
   SLR_TRY(slr_transform_from_config(&tf, &cfg->data));
@@ -74,8 +74,8 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
       {"check", OPT_FLAG, &check, NULL,
        "decode every image; a bad file stops with its name (or is counted with data.skip_corrupt)"},
       {"bench", OPT_INT, &nbench, "N",
-       "time N training batches (after a first one) of the source train split: sampler, decode, "
-       "augment, threads"},
+       "time N batches (after a first) of the first train split read, with train.pretrain's "
+       "batch_size and instances"},
       {NULL, 0, NULL, NULL, NULL}};
   const char *pos[1];
   int npos = 0;
