@@ -66,7 +66,8 @@ static void schedule(slr_loader *l, int k) {
   sl->next = sl->done = sl->busy = 0;
   sl->rc = 0;
   sl->msg[0] = '\0';
-  sl->state = SLOT_FILLING;
+  /* a rank may have no sample of a small global batch */
+  sl->state = sl->count > 0 ? SLOT_FILLING : SLOT_READY;
   if (++l->sched_step >= l->steps_per_epoch) {
     l->sched_step = 0;
     l->sched_epoch++;

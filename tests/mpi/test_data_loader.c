@@ -150,6 +150,29 @@ static void test_same_global_batch(void **state) {
   free(ref);
 }
 
+/* a global batch of one sample: the other ranks get empty slices */
+static void test_tiny_batch(void **state) {
+  const slr_split *tr = &ds.split[SLR_TRAIN];
+  slr_id_sampler s;
+  assert_all(slr_id_sampler_init(&s, tr->pids, tr->camids, tr->n, 1, 1) == 0);
+  slr_batcher b;
+  assert_all(slr_batcher_init(&b, tr, &tf, 0, 0) == 0);
+  for (int workers = 0; workers <= 2; workers += 2) {
+    slr_loader *l;
+    assert_all(slr_loader_create(&l, &b, &s, 4, rank, size, workers, 3) == 0);
+    for (int64_t step = 0; step < 5; step++) {
+      const float *x;
+      const int64_t *idx;
+      int64_t n;
+      assert_all(slr_loader_next(l, 0, step, 5, &x, &idx, &n) == 0);
+      assert_all(n == (rank == 0 ? 1 : 0));
+    }
+    slr_loader_free(l);
+  }
+  slr_batcher_free(&b);
+  slr_id_sampler_free(&s);
+}
+
 static void test_seq_shards(void **state) {
   const slr_split *g = &ds.split[SLR_GALLERY];
   int64_t first, count, total = 0, next;
@@ -236,6 +259,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_setup),
     cmocka_unit_test(test_same_dataset),
     cmocka_unit_test(test_same_global_batch),
+    cmocka_unit_test(test_tiny_batch),
     cmocka_unit_test(test_seq_shards),
     cmocka_unit_test(test_extraction_loader),
     cmocka_unit_test(test_bad_file_one_rank),
