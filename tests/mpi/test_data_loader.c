@@ -236,6 +236,26 @@ static void test_bad_file_one_rank(void **state) {
   rc = slr_agree(MPI_COMM_WORLD, slr_batcher_fill(&b, &i, 1, 0, 1, 0, 0, 0, x));
   assert_all(rc == SLR_ERR_INPUT);
   if (rank == 0) assert_non_null(strstr(slr_error_message(), bad));
+  /* through the extraction loader's threads: the error and its message
+   * reach the caller at the batch that holds the file */
+  int64_t first, count;
+  slr_seq_shard(g->n, rank, size, &first, &count);
+  slr_loader *l;
+  assert_all(slr_loader_create_seq(&l, &b, first, count, 4, 2, 3) == 0);
+  int64_t steps = slr_loader_steps(l), failed_at = -1;
+  for (int64_t st = 0; st < steps; st++) {
+    const float *bx;
+    const int64_t *idx;
+    int64_t n;
+    int r = slr_loader_next(l, 0, st, steps, &bx, &idx, &n);
+    if (r && failed_at < 0) {
+      failed_at = st;
+      assert_int_equal(r, SLR_ERR_INPUT);
+      assert_non_null(strstr(slr_error_message(), bad));
+    }
+  }
+  slr_loader_free(l);
+  assert_all(failed_at == (rank == size - 1 ? steps - 1 : -1));
   slr_batcher_free(&b);
   /* with skip_corrupt: a zero (mean) sample and a count */
   assert_all(slr_batcher_init(&b, g, &tf, 0, 1) == 0);
