@@ -606,9 +606,7 @@ static void draw_background(const slr_synth_opts *o, canvas *cv, const camera *c
       p.tex = 0.1f;
       p.tex_key = key + 100 + (uint64_t)k;
     }
-    canvas flat = *cv;
-    flat.real = 0;
-    fill_trap(cv->real ? cv : &flat, yt, yt + hgt, cx, w / 2, cx, w / 2, &p, 0);
+    fill_trap(cv, yt, yt + hgt, cx, w / 2, cx, w / 2, &p, 0);
   }
 }
 
