@@ -405,10 +405,12 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
   paint lo =
       garment(o, cv, pe->lower, pe->lower2, pe->lower_pat, 0.04f * H, X(0), Y(0.5f), key + 2);
   /* a two-tone garment: its right half (viewer's left from the front) is
-   * colour a; from behind the halves swap, from the side one half shows */
+   * colour a; from behind the halves swap, from the side one half shows.
+   * A chest print shows from the front only. */
   paint *halves[2] = {&up, &lo};
   for (int k = 0; k < 2; k++) {
     paint *g = halves[k];
+    if (g->pattern == PAT_PANEL && po->view != VIEW_FRONT) g->pattern = PAT_SOLID;
     if (g->pattern != PAT_SPLIT) continue;
     rgb a = g->a;
     if (po->view == VIEW_BACK) {
