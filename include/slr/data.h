@@ -170,7 +170,7 @@ int slr_batcher_report(slr_batcher *b, MPI_Comm comm);
  * (seed, epoch, pass)), step s taking the next P of them. For each identity,
  * an anchor image is drawn; its K-1 companions are drawn from the
  * identity's images of other cameras (without replacement when there are at
- * least K-1, with replacement otherwise); with no other camera, from its
+ * least K of them, with replacement otherwise, as CC); with no other camera, from its
  * other images; with a single image, that image repeated. The batch is a
  * function of (seed, epoch, step) only. */
 typedef struct {
@@ -227,9 +227,11 @@ int slr_loader_create_seq(slr_loader **out, slr_batcher *b, int64_t first, int64
 /* Batches per epoch of an extraction loader (0 when count is 0). Local. */
 int64_t slr_loader_steps(const slr_loader *l);
 /* Hand out the batch of (epoch, step): the local slice (count samples,
- * (count, 3, H, W) floats, the sample indices and their pids). The buffers
- * stay valid until the next call. Steps must be requested in increasing
- * order within an epoch (the loader prefetches step+1, ...). Local. */
+ * (count, 3, H, W) floats and the sample indices; count may be 0). The
+ * buffers stay valid until the next call. Requests in order (step + 1, ...,
+ * then step 0 of the next epoch) get the prefetched batches; any other
+ * request restarts the prefetch there (resume). An image error is returned
+ * with its message. Local. */
 int slr_loader_next(slr_loader *l, int64_t epoch, int64_t step, int64_t steps_per_epoch,
                     const float **x, const int64_t **idx, int64_t *count);
 /* Stops and joins the threads. Local. */
@@ -241,7 +243,7 @@ typedef enum { SLR_STYLE_SYNTHETIC = 0, SLR_STYLE_REALISTIC = 1 } slr_synth_styl
 
 typedef struct {
   int ids;     /* identities */
-  int cams;    /* cameras (1..15) */
+  int cams;    /* cameras (2..6, the Market naming) */
   int per_cam; /* images per identity per camera */
   int height, width;
   uint64_t seed;
@@ -256,9 +258,11 @@ void slr_synth_defaults(slr_synth_opts *o);
  * camera `cam` (0-based) into im (allocated). The bytes depend only on the
  * options and (id, cam, shot). Local. */
 int slr_synth_render(const slr_synth_opts *o, int id, int cam, int shot, slr_image *im);
-/* Write the domain in Market-1501 layout under dir: identities
- * [0, train_ids) to bounding_box_train/, the others split into query/ (one
- * image per camera) and bounding_box_test/ (the rest). Ranks share the
+/* Write the domain in Market-1501 layout under dir: the first
+ * round(ids * train_frac) identities to bounding_box_train/, the others
+ * split into query/ (shot 0 of two cameras per identity) and
+ * bounding_box_test/ (the rest). Written to DIR.partial, renamed when all
+ * ranks are done; an existing dir is SLR_ERR_USAGE. Ranks share the
  * identities; the files are the same whatever the rank count.
  * Collective on comm. */
 int slr_synth_write(const slr_synth_opts *o, const char *dir, MPI_Comm comm);
