@@ -33,9 +33,9 @@ enum { SLR_TRAIN = 0, SLR_QUERY = 1, SLR_GALLERY = 2, SLR_NSPLITS = 3 };
 /* One split: n images with their path, pid and camid. */
 typedef struct {
   int64_t n;
-  char **paths;    /* (n) full paths, pointing into one block */
-  int32_t *pids;   /* (n) train: 0..num_pids-1; query/gallery: original pid */
-  int32_t *camids; /* (n) 0-based */
+  char **paths;               /* (n) full paths, pointing into one block */
+  int32_t *pids;              /* (n) train: 0..num_pids-1; query/gallery: original pid */
+  int32_t *camids;            /* (n) 0-based */
   int32_t num_pids, num_cams; /* distinct values present */
   char *path_block;
 } slr_split;
@@ -66,7 +66,7 @@ void slr_dataset_log(const slr_dataset *ds);
 /* ---- images ----------------------------------------------------------------- */
 
 typedef struct {
-  int h, w, c; /* c = 3 (RGB) */
+  int h, w, c;   /* c = 3 (RGB) */
   uint8_t *data; /* (h, w, c) */
 } slr_image;
 
@@ -115,14 +115,14 @@ extern const float slr_imagenet_std[3];
 int slr_transform_from_config(slr_transform *t, const slr_data_cfg *cfg);
 /* Augment one resized (height x width) image into out (3, H, W) float with
  * the random draws of rng (train) or none (train = 0). Local. */
-void slr_transform_apply(const slr_transform *t, const slr_image *resized, int train,
-                         slr_rng *rng, float *out);
+void slr_transform_apply(const slr_transform *t, const slr_image *resized, int train, slr_rng *rng,
+                         float *out);
 /* The same with the draws given: flip (0/1), crop offset (top, left) into
  * the padded image, and an erased box (erase_h = 0 for none) at (erase_y,
  * erase_x) of size erase_h x erase_w. Local. */
-void slr_transform_apply_fixed(const slr_transform *t, const slr_image *resized, int flip,
-                               int top, int left, int erase_y, int erase_x, int erase_h,
-                               int erase_w, float *out);
+void slr_transform_apply_fixed(const slr_transform *t, const slr_image *resized, int flip, int top,
+                               int left, int erase_y, int erase_x, int erase_h, int erase_w,
+                               float *out);
 /* The random stream of one sample of a batch: keyed by (seed, epoch, step,
  * position in the global batch). Local. */
 void slr_sample_rng(slr_rng *rng, uint64_t seed, int64_t epoch, int64_t step, int64_t pos);
@@ -145,8 +145,8 @@ typedef struct {
 } slr_batcher;
 
 /* Local. */
-int slr_batcher_init(slr_batcher *b, const slr_split *split, const slr_transform *tf,
-                     int cache, int skip_corrupt);
+int slr_batcher_init(slr_batcher *b, const slr_split *split, const slr_transform *tf, int cache,
+                     int skip_corrupt);
 /* Local. */
 void slr_batcher_free(slr_batcher *b);
 /* out (n, 3, H, W) for the samples idx[0..n-1]; sample i is at position
@@ -170,7 +170,7 @@ int slr_batcher_report(slr_batcher *b, MPI_Comm comm);
  * (seed, epoch, pass)), step s taking the next P of them. For each identity,
  * an anchor image is drawn; its K-1 companions are drawn from the
  * identity's images of other cameras (without replacement when there are at
- * least K-1, with replacement otherwise); with no other camera, from its
+ * least K of them, with replacement otherwise, as CC); with no other camera, from its
  * other images; with a single image, that image repeated. The batch is a
  * function of (seed, epoch, step) only. */
 typedef struct {
@@ -184,8 +184,8 @@ typedef struct {
 } slr_id_sampler;
 
 /* pids < 0 are left out (unclustered outliers). Local. */
-int slr_id_sampler_init(slr_id_sampler *s, const int32_t *pids, const int32_t *camids,
-                        int64_t n, int P, int K);
+int slr_id_sampler_init(slr_id_sampler *s, const int32_t *pids, const int32_t *camids, int64_t n,
+                        int P, int K);
 /* Local. */
 void slr_id_sampler_free(slr_id_sampler *s);
 /* The global batch of (seed, epoch, step): out (P * K) sample indices, the
@@ -227,9 +227,11 @@ int slr_loader_create_seq(slr_loader **out, slr_batcher *b, int64_t first, int64
 /* Batches per epoch of an extraction loader (0 when count is 0). Local. */
 int64_t slr_loader_steps(const slr_loader *l);
 /* Hand out the batch of (epoch, step): the local slice (count samples,
- * (count, 3, H, W) floats, the sample indices and their pids). The buffers
- * stay valid until the next call. Steps must be requested in increasing
- * order within an epoch (the loader prefetches step+1, ...). Local. */
+ * (count, 3, H, W) floats and the sample indices; count may be 0). The
+ * buffers stay valid until the next call. Requests in order (step + 1, ...,
+ * then step 0 of the next epoch) get the prefetched batches; any other
+ * request restarts the prefetch there (resume). An image error is returned
+ * with its message. Local. */
 int slr_loader_next(slr_loader *l, int64_t epoch, int64_t step, int64_t steps_per_epoch,
                     const float **x, const int64_t **idx, int64_t *count);
 /* Stops and joins the threads. Local. */
@@ -240,9 +242,9 @@ void slr_loader_free(slr_loader *l);
 typedef enum { SLR_STYLE_SYNTHETIC = 0, SLR_STYLE_REALISTIC = 1 } slr_synth_style;
 
 typedef struct {
-  int ids;        /* identities */
-  int cams;       /* cameras (1..15) */
-  int per_cam;    /* images per identity per camera */
+  int ids;     /* identities */
+  int cams;    /* cameras (2..6, the Market naming) */
+  int per_cam; /* images per identity per camera */
   int height, width;
   uint64_t seed;
   double difficulty; /* 0..1: look-alikes, occlusion, blur, jitter */
@@ -256,9 +258,11 @@ void slr_synth_defaults(slr_synth_opts *o);
  * camera `cam` (0-based) into im (allocated). The bytes depend only on the
  * options and (id, cam, shot). Local. */
 int slr_synth_render(const slr_synth_opts *o, int id, int cam, int shot, slr_image *im);
-/* Write the domain in Market-1501 layout under dir: identities
- * [0, train_ids) to bounding_box_train/, the others split into query/ (one
- * image per camera) and bounding_box_test/ (the rest). Ranks share the
+/* Write the domain in Market-1501 layout under dir: the first
+ * round(ids * train_frac) identities to bounding_box_train/, the others
+ * split into query/ (shot 0 of two cameras per identity) and
+ * bounding_box_test/ (the rest). Written to DIR.partial, renamed when all
+ * ranks are done; an existing dir is SLR_ERR_USAGE. Ranks share the
  * identities; the files are the same whatever the rank count.
  * Collective on comm. */
 int slr_synth_write(const slr_synth_opts *o, const char *dir, MPI_Comm comm);

@@ -9,8 +9,8 @@
 #include "slr/config.h"
 #include "slr/data.h"
 
-/* Time `steps` batches of the source train split through the loader, as
- * pretraining reads them (train.pretrain.batch_size, instances). */
+/* Time `steps` batches of a train split through the loader, as pretraining
+ * reads them (train.pretrain.batch_size, instances). */
 static int bench(slr_ctx *ctx, const slr_config *cfg, const slr_split *tr, int64_t steps) {
   slr_transform tf;
   SLR_TRY(slr_transform_from_config(&tf, &cfg->data));
@@ -33,7 +33,8 @@ static int bench(slr_ctx *ctx, const slr_config *cfg, const slr_split *tr, int64
     const float *x;
     const int64_t *idx;
     int64_t n;
-    rc = slr_loader_next(l, i / steps_per_epoch, i % steps_per_epoch, steps_per_epoch, &x, &idx, &n);
+    rc =
+        slr_loader_next(l, i / steps_per_epoch, i % steps_per_epoch, steps_per_epoch, &x, &idx, &n);
     if (i == 0) {
       t_first = slr_now() - t0;
       t0 = slr_now();
@@ -67,12 +68,14 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int64_t nbench = 0;
   const char *side = "both";
   const slr_opt opts[] = {
-      {"set", OPT_LIST, &sets, "KEY=VALUE", "override a key (repeatable), e.g. data.target.root=/data/market"},
+      {"set", OPT_LIST, &sets, "KEY=VALUE",
+       "override a key (repeatable), e.g. data.target.root=/data/market"},
       {"side", OPT_STR, &side, "NAME", "source | target | both (default both)"},
       {"check", OPT_FLAG, &check, NULL,
        "decode every image; a bad file stops with its name (or is counted with data.skip_corrupt)"},
       {"bench", OPT_INT, &nbench, "N",
-       "time N training batches (after a first one) of the source train split: sampler, decode, augment, threads"},
+       "time N batches (after a first) of the first train split read, with train.pretrain's "
+       "batch_size and instances"},
       {NULL, 0, NULL, NULL, NULL}};
   const char *pos[1];
   int npos = 0;
@@ -80,7 +83,8 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int want[2] = {strcmp(side, "source") == 0 || strcmp(side, "both") == 0,
                  strcmp(side, "target") == 0 || strcmp(side, "both") == 0};
   if (!want[0] && !want[1])
-    return SLR_FAIL(SLR_ERR_USAGE, "slr data: --side must be source, target or both (got \"%s\")", side);
+    return SLR_FAIL(SLR_ERR_USAGE, "slr data: --side must be source, target or both (got \"%s\")",
+                    side);
   slr_config cfg;
   SLR_TRY(slr_cli_load_config(ctx->world, npos ? pos[0] : NULL, &sets, &cfg));
   const slr_domain_cfg *dom[2] = {&cfg.data.source, &cfg.data.target};
@@ -96,8 +100,10 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
       rc = slr_split_check(&ds.split[k], cfg.data.skip_corrupt, ctx->world, &bad);
       if (!rc && bad)
         slr_warn("%s %s: %lld corrupt image file%s skipped (data.skip_corrupt)", names[d],
-                 k == SLR_TRAIN ? "train" : k == SLR_QUERY ? "query" : "gallery", (long long)bad,
-                 bad > 1 ? "s" : "");
+                 k == SLR_TRAIN   ? "train"
+                 : k == SLR_QUERY ? "query"
+                                  : "gallery",
+                 (long long)bad, bad > 1 ? "s" : "");
     }
     if (!rc && check) slr_info("%s: every image checked", names[d]);
     if (!rc && nbench > 0) {

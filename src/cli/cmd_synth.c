@@ -9,8 +9,7 @@
 static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_synth = {
-    "synth",
-    "write a synthetic pedestrian domain in Market-1501 layout (and/or a preview grid)",
+    "synth", "write a synthetic pedestrian domain in Market-1501 layout (and/or a preview grid)",
     "[DIR] [--style synthetic|realistic] [--ids N] [--cams N] [--per-cam N] [--height H] "
     "[--width W] [--seed S] [--difficulty D] [--preview out.png]",
     run, 0};
@@ -41,9 +40,10 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int npos = 0;
   SLR_TRY(slr_parse_options(&slr_cmd_synth, opts, argc, argv, pos, 1, &npos));
   if (npos == 0 && !preview)
-    return SLR_FAIL(SLR_ERR_USAGE,
-                    "slr synth: give an output folder and/or --preview out.png\nusage: slr synth %s",
-                    slr_cmd_synth.usage);
+    return SLR_FAIL(
+        SLR_ERR_USAGE,
+        "slr synth: give an output folder and/or --preview out.png\nusage: slr synth %s",
+        slr_cmd_synth.usage);
   if (strcmp(style, "synthetic") == 0)
     o.style = SLR_STYLE_SYNTHETIC;
   else if (strcmp(style, "realistic") == 0)

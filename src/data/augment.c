@@ -86,7 +86,8 @@ void slr_transform_apply(const slr_transform *t, const slr_image *im, int train,
      * [sl, sh] of the image and aspect ratio in [r1, 1/r1] */
     double area = (double)H * W;
     for (int attempt = 0; attempt < 100; attempt++) {
-      double target = (t->erase_sl + (t->erase_sh - t->erase_sl) * slr_rng_uniform_double(rng)) * area;
+      double target =
+          (t->erase_sl + (t->erase_sh - t->erase_sl) * slr_rng_uniform_double(rng)) * area;
       double ar = t->erase_r1 + (1.0 / t->erase_r1 - t->erase_r1) * slr_rng_uniform_double(rng);
       int h = (int)nearbyint(sqrt(target * ar));
       int w = (int)nearbyint(sqrt(target / ar));

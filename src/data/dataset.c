@@ -23,8 +23,7 @@ typedef struct {
   size_t tlen, tcap;
 } split_builder;
 
-static int sb_add(split_builder *b, const char *dir, const char *name, int32_t pid,
-                  int32_t cam) {
+static int sb_add(split_builder *b, const char *dir, const char *name, int32_t pid, int32_t cam) {
   if (b->n == b->cap) {
     int64_t cap = b->cap ? b->cap * 2 : 1024;
     int64_t *off = realloc(b->off, (size_t)cap * sizeof *off);
@@ -257,17 +256,21 @@ static int parse_pid_cam(const char *name, int32_t *pid, int32_t *cam) {
 }
 
 typedef struct {
-  const char *name;     /* "Market-1501" */
-  const char *pattern;  /* for error messages */
-  int max_cam;          /* cameras 1..max_cam */
-  const int *cam_map;   /* or: allowed camera numbers, mapped to 1..n */
+  const char *name;    /* "Market-1501" */
+  const char *pattern; /* for error messages */
+  int max_cam;         /* cameras 1..max_cam */
+  const int *cam_map;  /* or: allowed camera numbers, mapped to 1..n */
   int ncam_map;
 } name_scheme;
 
 static const int personx_cams[] = {3, 4, 8, 10, 11, 12};
-static const name_scheme market_scheme = {"Market-1501", "PID_cCAMsSEQ_FRAME_BOX.jpg, e.g. 0002_c1s1_000451_03.jpg", 6, NULL, 0};
-static const name_scheme duke_scheme = {"DukeMTMC-reID", "PID_cCAM_fFRAME.jpg, e.g. 0001_c2_f0046182.jpg", 8, NULL, 0};
-static const name_scheme personx_scheme = {"PersonX", "PID_cCAM....jpg with CAM in {3,4,8,10,11,12}, e.g. 0001_c3s1_000001.jpg", 0, personx_cams, 6};
+static const name_scheme market_scheme = {
+    "Market-1501", "PID_cCAMsSEQ_FRAME_BOX.jpg, e.g. 0002_c1s1_000451_03.jpg", 6, NULL, 0};
+static const name_scheme duke_scheme = {
+    "DukeMTMC-reID", "PID_cCAM_fFRAME.jpg, e.g. 0001_c2_f0046182.jpg", 8, NULL, 0};
+static const name_scheme personx_scheme = {
+    "PersonX", "PID_cCAM....jpg with CAM in {3,4,8,10,11,12}, e.g. 0001_c3s1_000001.jpg", 0,
+    personx_cams, 6};
 
 static int read_named_folder(const char *dir, const name_scheme *s, split_builder *b) {
   char **v = NULL;
@@ -278,8 +281,8 @@ static int read_named_folder(const char *dir, const name_scheme *s, split_builde
   for (int64_t i = 0; i < n && !rc; i++) {
     int32_t pid, cam;
     if (parse_pid_cam(v[i], &pid, &cam)) {
-      rc = SLR_FAIL(SLR_ERR_INPUT, "%s/%s: file name does not follow the %s naming scheme %s",
-                    dir, v[i], s->name, s->pattern);
+      rc = SLR_FAIL(SLR_ERR_INPUT, "%s/%s: file name does not follow the %s naming scheme %s", dir,
+                    v[i], s->name, s->pattern);
       break;
     }
     if (pid == -1) continue; /* junk images */
@@ -295,8 +298,8 @@ static int read_named_folder(const char *dir, const name_scheme *s, split_builde
       c = cam - 1;
     }
     if (c < 0) {
-      rc = SLR_FAIL(SLR_ERR_INPUT, "%s/%s: camera %d is not a %s camera (%s)", dir, v[i],
-                    (int)cam, s->name, s->pattern);
+      rc = SLR_FAIL(SLR_ERR_INPUT, "%s/%s: camera %d is not a %s camera (%s)", dir, v[i], (int)cam,
+                    s->name, s->pattern);
       break;
     }
     rc = sb_add(b, dir, v[i], pid, c);
@@ -307,8 +310,7 @@ static int read_named_folder(const char *dir, const name_scheme *s, split_builde
 
 static int read_market_like(slr_dataset *ds, const char *root, const name_scheme *s) {
   static const char *const need[] = {"bounding_box_train", "query", "bounding_box_test"};
-  static const char *const sub[SLR_NSPLITS] = {"bounding_box_train", "query",
-                                               "bounding_box_test"};
+  static const char *const sub[SLR_NSPLITS] = {"bounding_box_train", "query", "bounding_box_test"};
   char base[SLR_CFG_STR + 256];
   SLR_TRY(find_layout_root(root, need, 3, s->name,
                            "folders bounding_box_train/, query/, bounding_box_test/", base,
@@ -501,6 +503,8 @@ int slr_dataset_read(slr_dataset *ds, const slr_domain_cfg *cfg) {
   } else if (strcmp(cfg->format, "list") == 0) {
     snprintf(ds->name, sizeof ds->name, "list");
     rc = read_list(ds, cfg);
+  } else if (strcmp(cfg->format, "none") == 0) {
+    rc = SLR_FAIL(SLR_ERR_CONFIG, "no data set configured (format none)");
   } else {
     rc = SLR_FAIL(SLR_ERR_CONFIG, "unknown data set format \"%s\"", cfg->format);
   }

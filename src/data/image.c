@@ -200,7 +200,8 @@ static void png_read_mem(png_structp png, png_bytep out, png_size_t n) {
 static int decode_png(const uint8_t *buf, size_t len, const char *name, slr_image *im) {
   png_err perr;
   memset(&perr, 0, sizeof perr);
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &perr, png_on_error, png_on_warning);
+  png_structp png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, &perr, png_on_error, png_on_warning);
   if (!png) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory decoding %s", name);
   png_infop info = png_create_info_struct(png);
   uint8_t *volatile data = NULL;
@@ -266,7 +267,8 @@ static void png_flush_mem(png_structp png) {}
 int slr_image_write_png(const char *path, const slr_image *im) {
   png_err perr;
   memset(&perr, 0, sizeof perr);
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &perr, png_on_error, png_on_warning);
+  png_structp png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, &perr, png_on_error, png_on_warning);
   if (!png) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory encoding %s", path);
   png_infop info = png_create_info_struct(png);
   png_dst dst = {0};

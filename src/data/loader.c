@@ -17,27 +17,27 @@ enum { SLOT_FREE, SLOT_FILLING, SLOT_READY };
 typedef struct {
   int state;
   int64_t epoch, step;
-  int64_t pos0, count;       /* this rank's slice of the global batch */
-  int64_t next, done, busy;  /* samples handed out, finished, in flight */
-  int64_t *idx;              /* (count) */
-  float *x;                  /* (count, 3, H, W) */
+  int64_t pos0, count;      /* this rank's slice of the global batch */
+  int64_t next, done, busy; /* samples handed out, finished, in flight */
+  int64_t *idx;             /* (count) */
+  float *x;                 /* (count, 3, H, W) */
   int rc;
   char msg[1024];
 } slot;
 
 struct slr_loader {
   slr_batcher *b;
-  int seq;                 /* extraction: contiguous batches, test transform */
+  int seq; /* extraction: contiguous batches, test transform */
   int64_t seq_first, seq_count, seq_batch;
   const slr_id_sampler *s;
   uint64_t seed;
   int rank, size, workers, depth;
   int64_t global, max_count;
-  size_t per; /* floats per sample */
+  size_t per;     /* floats per sample */
   int64_t *batch; /* (global) scratch for the sampler */
   slot *slots;
-  int head;       /* slot of the batch handed out next */
-  int handed;     /* the head slot was handed out and is still in use */
+  int head;   /* slot of the batch handed out next */
+  int handed; /* the head slot was handed out and is still in use */
   int64_t sched_epoch, sched_step, steps_per_epoch; /* next batch to schedule */
   int started;
   pthread_mutex_t mu;
@@ -66,7 +66,8 @@ static void schedule(slr_loader *l, int k) {
   sl->next = sl->done = sl->busy = 0;
   sl->rc = 0;
   sl->msg[0] = '\0';
-  sl->state = SLOT_FILLING;
+  /* a rank may have no sample of a small global batch */
+  sl->state = sl->count > 0 ? SLOT_FILLING : SLOT_READY;
   if (++l->sched_step >= l->steps_per_epoch) {
     l->sched_step = 0;
     l->sched_epoch++;
@@ -75,8 +76,8 @@ static void schedule(slr_loader *l, int k) {
 
 /* Fill samples [a, b) of slot k. Called without mu. */
 static int fill_chunk(slr_loader *l, slot *sl, int64_t a, int64_t b) {
-  return slr_batcher_fill(l->b, sl->idx + a, b - a, !l->seq, l->seed, sl->epoch, sl->step, sl->pos0 + a,
-                          sl->x + (size_t)a * l->per);
+  return slr_batcher_fill(l->b, sl->idx + a, b - a, !l->seq, l->seed, sl->epoch, sl->step,
+                          sl->pos0 + a, sl->x + (size_t)a * l->per);
 }
 
 /* Account for a finished chunk. Called with mu held. */

@@ -19,7 +19,8 @@ static int cmp_i32(const void *a, const void *b) {
 int slr_id_sampler_init(slr_id_sampler *s, const int32_t *pids, const int32_t *camids, int64_t n,
                         int P, int K) {
   memset(s, 0, sizeof *s);
-  if (P < 1 || K < 1) return SLR_FAIL(SLR_ERR, "identity sampler: P = %d and K = %d must be >= 1", P, K);
+  if (P < 1 || K < 1)
+    return SLR_FAIL(SLR_ERR, "identity sampler: P = %d and K = %d must be >= 1", P, K);
   s->n = n;
   s->P = P;
   s->K = K;
@@ -127,7 +128,8 @@ void slr_id_sampler_batch(const slr_id_sampler *s, uint64_t seed, int64_t epoch,
     }
     int64_t grp = perm ? perm[at] : at;
     slr_rng r;
-    slr_rng_init(&r, seed, slr_rng_stream_id(KEY_SLOT, (uint64_t)epoch, (uint64_t)step, (uint64_t)j), 0);
+    slr_rng_init(&r, seed,
+                 slr_rng_stream_id(KEY_SLOT, (uint64_t)epoch, (uint64_t)step, (uint64_t)j), 0);
     const int64_t *mem = s->members + s->pid_start[grp];
     int64_t cnt = s->pid_start[grp + 1] - s->pid_start[grp];
     int64_t *dst = out + (int64_t)j * K;

@@ -43,25 +43,21 @@ static rgb mix(rgb a, rgb b, float t) {
 
 /* ---- palettes --------------------------------------------------------------- */
 
+/* garment colours; the realistic style mutes them (pal()) */
 static const rgb pal_synthetic[] = {
     {0.86f, 0.12f, 0.12f}, {0.12f, 0.32f, 0.86f}, {0.12f, 0.68f, 0.26f}, {0.95f, 0.84f, 0.12f},
     {0.95f, 0.52f, 0.10f}, {0.55f, 0.20f, 0.75f}, {0.95f, 0.50f, 0.70f}, {0.10f, 0.75f, 0.80f},
     {0.94f, 0.94f, 0.94f}, {0.10f, 0.10f, 0.12f}, {0.52f, 0.52f, 0.55f}, {0.10f, 0.15f, 0.45f},
 };
-static const rgb pal_realistic[] = {
-    {0.12f, 0.15f, 0.28f}, {0.20f, 0.20f, 0.22f}, {0.60f, 0.55f, 0.40f}, {0.35f, 0.38f, 0.20f},
-    {0.45f, 0.10f, 0.15f}, {0.25f, 0.35f, 0.52f}, {0.78f, 0.72f, 0.60f}, {0.85f, 0.84f, 0.80f},
-    {0.40f, 0.28f, 0.18f}, {0.15f, 0.28f, 0.20f}, {0.62f, 0.22f, 0.20f}, {0.46f, 0.46f, 0.48f},
-    {0.55f, 0.65f, 0.78f}, {0.07f, 0.07f, 0.08f},
-};
 #define NPAL_S ((int)(sizeof pal_synthetic / sizeof pal_synthetic[0]))
-#define NPAL_R ((int)(sizeof pal_realistic / sizeof pal_realistic[0]))
 static const rgb skins[] = {{0.96f, 0.80f, 0.69f}, {0.92f, 0.72f, 0.58f}, {0.80f, 0.58f, 0.43f},
                             {0.62f, 0.43f, 0.30f}, {0.45f, 0.30f, 0.20f}, {0.33f, 0.22f, 0.15f}};
 static const rgb hairs[] = {{0.07f, 0.06f, 0.05f}, {0.22f, 0.14f, 0.08f}, {0.40f, 0.27f, 0.15f},
                             {0.80f, 0.67f, 0.40f}, {0.62f, 0.62f, 0.62f}, {0.50f, 0.20f, 0.10f}};
-static const rgb shoe_cols[] = {{0.06f, 0.06f, 0.06f}, {0.92f, 0.92f, 0.90f},
-                                {0.35f, 0.22f, 0.12f}, {0.45f, 0.45f, 0.48f},
+static const rgb shoe_cols[] = {{0.06f, 0.06f, 0.06f},
+                                {0.92f, 0.92f, 0.90f},
+                                {0.35f, 0.22f, 0.12f},
+                                {0.45f, 0.45f, 0.48f},
                                 {0.15f, 0.20f, 0.40f}};
 
 /* ---- identity attributes ------------------------------------------------------- */
@@ -84,9 +80,16 @@ typedef struct {
 static int pick(slr_rng *r, int n) { return (int)slr_rng_below(r, (uint64_t)n); }
 static float unif(slr_rng *r, float a, float b) { return a + (b - a) * slr_rng_uniform(r); }
 
-static int npal(const slr_synth_opts *o) { return o->style == SLR_STYLE_SYNTHETIC ? NPAL_S : NPAL_R; }
+static int npal(const slr_synth_opts *o) { return NPAL_S; }
+/* The realistic palette has the same hues, muted (half the chroma) and
+ * darker, with a slight warm shift: a red shirt stays a dull red, so what a
+ * model learns on one style carries over in part. */
 static rgb pal(const slr_synth_opts *o, int i) {
-  return o->style == SLR_STYLE_SYNTHETIC ? pal_synthetic[i % NPAL_S] : pal_realistic[i % NPAL_R];
+  rgb c = pal_synthetic[i % NPAL_S];
+  if (o->style == SLR_STYLE_SYNTHETIC) return c;
+  float l = 0.3f * c.r + 0.59f * c.g + 0.11f * c.b;
+  c = mix(mk(l, l, l), c, 0.5f);
+  return mk(0.8f * c.r + 0.03f, 0.78f * c.g + 0.02f, 0.74f * c.b);
 }
 
 static void draw_person_attrs(const slr_synth_opts *o, int id, person *p) {
@@ -131,10 +134,20 @@ static void identity_attrs(const slr_synth_opts *o, int id, person *p) {
   for (int c = 0; c < changes; c++) switch (pick(&r, 6)) {
     case 0: q.shoes = p->shoes; break;
     case 1: q.hair = p->hair; break;
-    case 2: q.bag = p->bag; q.bag_col = p->bag_col; break;
-    case 3: q.upper_pat = p->upper_pat; q.upper2 = p->upper2; break;
+    case 2:
+      q.bag = p->bag;
+      q.bag_col = p->bag_col;
+      break;
+    case 3:
+      q.upper_pat = p->upper_pat;
+      q.upper2 = p->upper2;
+      break;
     case 4: q.lower = p->lower; break;
-    default: q.build = p->build; q.height = p->height; q.long_sleeves = p->long_sleeves; break;
+    default:
+      q.build = p->build;
+      q.height = p->height;
+      q.long_sleeves = p->long_sleeves;
+      break;
     }
   *p = q;
 }
@@ -157,8 +170,8 @@ static void camera_attrs(const slr_synth_opts *o, int cam, camera *c) {
   slr_rng_init(&r, o->seed, slr_rng_stream_id(KEY_CAM, (uint64_t)cam, 0, 0), 0);
   int real = o->style == SLR_STYLE_REALISTIC;
   float d = (float)o->difficulty;
-  c->gain = real ? unif(&r, 0.6f, 1.2f) : unif(&r, 0.9f, 1.08f);
-  float cast = real ? 0.10f + 0.12f * d : 0.03f + 0.04f * d;
+  c->gain = real ? unif(&r, 0.7f, 1.15f) : unif(&r, 0.9f, 1.08f);
+  float cast = real ? 0.06f + 0.10f * d : 0.03f + 0.04f * d;
   for (int k = 0; k < 3; k++) c->cast[k] = 1.0f + unif(&r, -cast, cast);
   if (real) {
     float g = unif(&r, 0.3f, 0.7f);
@@ -173,13 +186,13 @@ static void camera_attrs(const slr_synth_opts *o, int cam, camera *c) {
     c->floor = mk(f, f, f * 0.95f);
   }
   c->horizon = unif(&r, 0.55f, 0.8f);
-  c->clutter = real ? 3 + pick(&r, 6) : pick(&r, 2);
+  c->clutter = real ? 2 + pick(&r, 4) : pick(&r, 2);
   c->p_front = unif(&r, 0.15f, 0.6f);
   c->p_back = unif(&r, 0.1f, 0.9f - c->p_front);
-  c->blur = real ? unif(&r, 0.2f, 0.5f + 0.7f * d) : unif(&r, 0.0f, 0.25f);
-  c->noise = real ? unif(&r, 2.0f, 4.0f + 6.0f * d) / 255.0f : 0.0f;
-  c->haze = real ? unif(&r, 0.0f, 0.25f) : 0.0f;
-  c->quality = real ? 55 + pick(&r, 31) : 95;
+  c->blur = real ? unif(&r, 0.15f, 0.35f + 0.45f * d) : unif(&r, 0.0f, 0.25f);
+  c->noise = real ? unif(&r, 1.5f, 2.5f + 4.0f * d) / 255.0f : 0.0f;
+  c->haze = real ? unif(&r, 0.0f, 0.15f) : 0.0f;
+  c->quality = real ? 65 + pick(&r, 26) : 95;
   c->light_dir = unif(&r, -1.0f, 1.0f);
 }
 
@@ -189,7 +202,7 @@ typedef struct {
   int w, h;
   float *px; /* (h, w, 3) */
   int real;
-  int tw, th;         /* output size */
+  int tw, th;           /* output size */
   float *fine, *coarse; /* (th, tw) texture noise in [-1, 1], cells of 1 and 3 output pixels */
 } canvas;
 
@@ -219,7 +232,8 @@ static float value_noise(uint64_t seed, float x, float y, float cell) {
 /* The fabric texture at canvas pixel (x, y): the image's noise maps,
  * shifted by the surface's key so that surfaces do not share a pattern. */
 static float tex_at(const canvas *cv, float x, float y, uint64_t key) {
-  int tx = ((int)x / SS + (int)(key % 7)) % cv->tw, ty = ((int)y / SS + (int)(key / 7 % 7)) % cv->th;
+  int tx = ((int)x / SS + (int)(key % 7)) % cv->tw,
+      ty = ((int)y / SS + (int)(key / 7 % 7)) % cv->th;
   size_t i = (size_t)ty * (size_t)cv->tw + (size_t)tx;
   return 0.6f * cv->coarse[i] + 0.4f * cv->fine[i];
 }
@@ -244,7 +258,8 @@ static paint solid(rgb c) {
 
 static rgb paint_at(const canvas *cv, const paint *p, float x, float y, float shade) {
   rgb c = p->a;
-  float u = (x - p->ox) / (p->period > 0 ? p->period : 1), v = (y - p->oy) / (p->period > 0 ? p->period : 1);
+  float u = (x - p->ox) / (p->period > 0 ? p->period : 1),
+        v = (y - p->oy) / (p->period > 0 ? p->period : 1);
   switch (p->pattern) {
   case PAT_HSTRIPE: c = ((int64_t)floorf(v) & 1) ? p->b : p->a; break;
   case PAT_VSTRIPE: c = ((int64_t)floorf(u) & 1) ? p->b : p->a; break;
@@ -285,7 +300,8 @@ static void fill_ellipse(canvas *cv, float cx, float cy, float rx, float ry, con
   for (int y = y0; y <= y1; y++)
     for (int x = x0; x <= x1; x++) {
       float dx = (x + 0.5f - cx) / rx, dy = (y + 0.5f - cy) / ry;
-      if (dx * dx + dy * dy <= 1.0f) put(cv, x, y, paint_at(cv, p, x + 0.5f, y + 0.5f, body_shade(cv, dx, light)));
+      if (dx * dx + dy * dy <= 1.0f)
+        put(cv, x, y, paint_at(cv, p, x + 0.5f, y + 0.5f, body_shade(cv, dx, light)));
     }
 }
 
@@ -306,7 +322,8 @@ static void fill_trap(canvas *cv, float yt, float yb, float ct, float ht, float 
     if (x1 > cv->w - 1) x1 = cv->w - 1;
     for (int x = x0; x <= x1; x++) {
       float dx = (x + 0.5f - c) / h;
-      if (fabsf(dx) <= 1.0f) put(cv, x, y, paint_at(cv, p, x + 0.5f, fy, body_shade(cv, dx, light)));
+      if (fabsf(dx) <= 1.0f)
+        put(cv, x, y, paint_at(cv, p, x + 0.5f, fy, body_shade(cv, dx, light)));
     }
   }
 }
@@ -342,11 +359,11 @@ static void fill_capsule(canvas *cv, float xa, float ya, float xb, float yb, flo
 /* ---- the pedestrian -------------------------------------------------------------------- */
 
 typedef struct {
-  int view;      /* VIEW_* */
-  int facing;    /* side view: +1 right, -1 left; front/back: mirror */
-  float phase;   /* walking phase */
-  float ox, oy;  /* top centre of the figure (pixels) */
-  float H;       /* figure height (pixels) */
+  int view;     /* VIEW_* */
+  int facing;   /* side view: +1 right, -1 left; front/back: mirror */
+  float phase;  /* walking phase */
+  float ox, oy; /* top centre of the figure (pixels) */
+  float H;      /* figure height (pixels) */
   float light;
 } pose;
 
@@ -371,8 +388,8 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
   const int side = po->view == VIEW_SIDE;
   const float f = (float)po->facing;
   const float L = po->light;
-#define X(u) (po->ox + (u) * H)
-#define Y(v) (po->oy + (v) * H)
+#define X(u) (po->ox + (u)*H)
+#define Y(v) (po->oy + (v)*H)
   rgb skin = skins[pe->skin];
   paint pskin = solid(skin), phair = solid(hairs[pe->hair]);
   if (cv->real) {
@@ -383,8 +400,30 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
   }
   float sw = (side ? 0.068f : 0.118f) * bw; /* shoulder half width */
   float ww = (side ? 0.062f : 0.098f) * bw; /* waist half width */
-  paint up = garment(o, cv, pe->upper, pe->upper2, pe->upper_pat, 0.035f * H, X(0), Y(0.17f), key + 1);
-  paint lo = garment(o, cv, pe->lower, pe->lower2, pe->lower_pat, 0.04f * H, X(0), Y(0.5f), key + 2);
+  paint up =
+      garment(o, cv, pe->upper, pe->upper2, pe->upper_pat, 0.035f * H, X(0), Y(0.17f), key + 1);
+  paint lo =
+      garment(o, cv, pe->lower, pe->lower2, pe->lower_pat, 0.04f * H, X(0), Y(0.5f), key + 2);
+  /* a two-tone garment: its right half (viewer's left from the front) is
+   * colour a; from behind the halves swap, from the side one half shows.
+   * A chest print shows from the front only. */
+  paint *halves[2] = {&up, &lo};
+  for (int k = 0; k < 2; k++) {
+    paint *g = halves[k];
+    if (g->pattern == PAT_PANEL && po->view != VIEW_FRONT) g->pattern = PAT_SOLID;
+    if (g->pattern != PAT_SPLIT) continue;
+    rgb a = g->a;
+    if (po->view == VIEW_BACK) {
+      g->a = g->b;
+      g->b = a;
+    } else if (side) {
+      g->pattern = PAT_SOLID;
+      if (po->facing > 0)
+        g->a = g->b;
+      else
+        g->b = g->a;
+    }
+  }
   paint pbag = garment(o, cv, pe->bag_col, pe->bag_col, PAT_SOLID, 1, 0, 0, key + 3);
   pbag.a = scale_rgb(pbag.a, 0.85f);
   paint shoe = solid(shoe_cols[pe->shoes]);
@@ -424,11 +463,11 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
     fill_capsule(cv, X(kx), Y(knee_y), X(ax), Y(ay), 0.85f * lr * H, 0.62f * lr * H,
                  side && leg == 0 ? &far_sh : shin, L);
     if (pe->lower_type == LOW_SHORTS)
-      fill_capsule(cv, X(hx), Y(hip_y), X(hx + (kx - hx) * 0.6f), Y(hip_y + (knee_y - hip_y) * 0.6f),
-                   lr * H * 1.08f, lr * H, &lo, L);
+      fill_capsule(cv, X(hx), Y(hip_y), X(hx + (kx - hx) * 0.6f),
+                   Y(hip_y + (knee_y - hip_y) * 0.6f), lr * H * 1.08f, lr * H, &lo, L);
     float shoe_dx = side ? f * 0.025f : 0.0f;
-    fill_ellipse(cv, X(ax + shoe_dx), Y(ay + 0.018f), (side ? 0.05f : 0.036f) * bw * H,
-                 0.022f * H, &shoe, L);
+    fill_ellipse(cv, X(ax + shoe_dx), Y(ay + 0.018f), (side ? 0.05f : 0.036f) * bw * H, 0.022f * H,
+                 &shoe, L);
   }
   /* pelvis and skirt */
   if (pe->lower_type == LOW_SKIRT)
@@ -495,8 +534,8 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
   if (side) {
     float hx = f * s * 0.09f;
     fill_capsule(cv, X(0), Y(0.185f), X(hx * 0.5f), Y(0.32f), arm_r * H, 0.9f * arm_r * H, &up, L);
-    fill_capsule(cv, X(hx * 0.5f), Y(0.32f), X(hx), Y(0.45f), 0.9f * arm_r * H,
-                 0.75f * arm_r * H, pe->long_sleeves ? &up : &pskin, L);
+    fill_capsule(cv, X(hx * 0.5f), Y(0.32f), X(hx), Y(0.45f), 0.9f * arm_r * H, 0.75f * arm_r * H,
+                 pe->long_sleeves ? &up : &pskin, L);
     fill_ellipse(cv, X(hx), Y(0.465f), 0.024f * H, 0.026f * H, &pskin, L);
   }
   if (pe->bag == BAG_HAND) {
@@ -508,7 +547,8 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
   if (po->view == VIEW_BACK) {
     fill_ellipse(cv, X(0), Y(hy), 0.05f * H, 0.062f * H, &pskin, L);
     fill_ellipse(cv, X(0), Y(hy - 0.004f), 0.054f * H, 0.064f * H, &phair, L);
-    if (pe->long_hair) fill_trap(cv, Y(0.07f), Y(0.27f), X(0), 0.055f * H, X(0), 0.07f * H, &phair, L);
+    if (pe->long_hair)
+      fill_trap(cv, Y(0.07f), Y(0.27f), X(0), 0.055f * H, X(0), 0.07f * H, &phair, L);
   } else if (po->view == VIEW_FRONT) {
     fill_ellipse(cv, X(0), Y(hy - 0.006f), 0.055f * H, 0.064f * H, &phair, L);
     fill_ellipse(cv, X(0), Y(hy + 0.01f), 0.046f * H, 0.056f * H, &pskin, L);
@@ -521,7 +561,8 @@ static void draw_person(const slr_synth_opts *o, canvas *cv, const person *pe, c
     fill_ellipse(cv, X(f * 0.006f), Y(hy + 0.004f), 0.05f * H, 0.06f * H, &pskin, L);
     fill_ellipse(cv, X(-f * 0.012f), Y(hy - 0.006f), 0.048f * H, 0.058f * H, &phair, L);
     if (pe->long_hair)
-      fill_trap(cv, Y(0.07f), Y(0.25f), X(-f * 0.03f), 0.03f * H, X(-f * 0.035f), 0.035f * H, &phair, L);
+      fill_trap(cv, Y(0.07f), Y(0.25f), X(-f * 0.03f), 0.03f * H, X(-f * 0.035f), 0.035f * H,
+                &phair, L);
   }
   if (pe->hat) {
     paint hat = solid(pal(o, pe->hat_col));
@@ -559,16 +600,15 @@ static void draw_background(const slr_synth_opts *o, canvas *cv, const camera *c
     float cx = unif(r, 0, (float)cv->w), w = unif(r, 0.1f, 0.6f) * cv->w;
     float yt = unif(r, -0.1f, cam->horizon) * cv->h, hgt = unif(r, 0.1f, 0.5f) * cv->h;
     rgb col = o->style == SLR_STYLE_REALISTIC
-                  ? scale_rgb(mix(cam->wall, pal(o, pick(r, npal(o))), unif(r, 0.2f, 0.6f)), unif(r, 0.6f, 1.1f))
+                  ? scale_rgb(mix(cam->wall, pal(o, pick(r, npal(o))), unif(r, 0.2f, 0.6f)),
+                              unif(r, 0.6f, 1.1f))
                   : mix(cam->wall, pal(o, pick(r, npal(o))), 0.3f);
     paint p = solid(col);
     if (cv->real) {
       p.tex = 0.1f;
       p.tex_key = key + 100 + (uint64_t)k;
     }
-    canvas flat = *cv;
-    flat.real = 0;
-    fill_trap(cv->real ? cv : &flat, yt, yt + hgt, cx, w / 2, cx, w / 2, &p, 0);
+    fill_trap(cv, yt, yt + hgt, cx, w / 2, cx, w / 2, &p, 0);
   }
 }
 
@@ -644,7 +684,8 @@ static int check_opts(const slr_synth_opts *o) {
   if (o->ids < 2) return SLR_FAIL(SLR_ERR_USAGE, "--ids must be at least 2 (got %d)", o->ids);
   if (o->ids > 9999) return SLR_FAIL(SLR_ERR_USAGE, "--ids must be at most 9999 (got %d)", o->ids);
   if (o->cams < 2 || o->cams > 6)
-    return SLR_FAIL(SLR_ERR_USAGE, "--cams must be in 2..6 (the Market-1501 layout; got %d)", o->cams);
+    return SLR_FAIL(SLR_ERR_USAGE, "--cams must be in 2..6 (the Market-1501 layout; got %d)",
+                    o->cams);
   if (o->per_cam < 1 || o->per_cam > 100)
     return SLR_FAIL(SLR_ERR_USAGE, "--per-cam must be in 1..100 (got %d)", o->per_cam);
   if (o->height < 16 || o->height > 1024 || o->width < 8 || o->width > 512)
@@ -702,7 +743,8 @@ int slr_synth_render(const slr_synth_opts *o, int id, int cam_id, int shot, slr_
   if (slr_rng_uniform(&r) < 0.06f + 0.3f * d) draw_occluder(o, &cv, &r, key + 1);
   /* box filter down to the output size, then the camera's optics */
   float *out = malloc((size_t)o->width * o->height * 3 * sizeof *out);
-  int rc = out ? slr_image_alloc(im, o->height, o->width) : SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
+  int rc =
+      out ? slr_image_alloc(im, o->height, o->width) : SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
   if (rc) {
     free(out);
     free(cv.px);
@@ -720,10 +762,12 @@ int slr_synth_render(const slr_synth_opts *o, int id, int cam_id, int shot, slr_
       }
   free(cv.px);
   free(cv.fine);
-  blur(out, o->height, o->width, cam.blur * (1.0f + unif(&r, -0.3f, 0.3f)) * o->height / 128.0f * 1.5f);
+  blur(out, o->height, o->width,
+       cam.blur * (1.0f + unif(&r, -0.3f, 0.3f)) * o->height / 128.0f * 1.5f);
   float gain = cam.gain * (1.0f + unif(&r, -0.08f, 0.08f) * (0.5f + d));
   slr_rng nr;
-  slr_rng_init(&nr, o->seed, slr_rng_stream_id(KEY_NOISE, (uint64_t)id, (uint64_t)cam_id, (uint64_t)shot), 0);
+  slr_rng_init(&nr, o->seed,
+               slr_rng_stream_id(KEY_NOISE, (uint64_t)id, (uint64_t)cam_id, (uint64_t)shot), 0);
   for (int y = 0; y < o->height; y++) {
     /* light from above in the realistic style */
     float vy = cv.real ? 1.08f - 0.16f * (float)y / o->height : 1.0f;
@@ -778,7 +822,9 @@ static int write_identity(const slr_synth_opts *o, const char *dir, int id) {
       int rc = slr_image_encode_jpeg(&im, cp.quality, &buf, &len);
       slr_image_free(&im);
       if (rc) return rc;
-      const char *sub = train ? "bounding_box_train" : is_query(o, id, cam, shot) ? "query" : "bounding_box_test";
+      const char *sub = train                        ? "bounding_box_train"
+                        : is_query(o, id, cam, shot) ? "query"
+                                                     : "bounding_box_test";
       char path[4200];
       snprintf(path, sizeof path, "%.4000s/%s/%04d_c%ds1_%06d_00.jpg", dir, sub, id + 1, cam + 1,
                (id * o->per_cam + shot) * 25 + 1);

@@ -117,8 +117,8 @@ static void test_same_global_batch(void **state) {
       /* this rank's slice, filled directly */
       int64_t p0, c;
       slr_batch_slice(G, rank, size, &p0, &c);
-      assert_all(slr_agree(MPI_COMM_WORLD, slr_batcher_fill(&b, batch + p0, c, 1, 9, epoch, step,
-                                                            p0, mine)) == 0);
+      assert_all(slr_agree(MPI_COMM_WORLD,
+                           slr_batcher_fill(&b, batch + p0, c, 1, 9, epoch, step, p0, mine)) == 0);
       MPI_Allgatherv(mine, counts[rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
       /* the whole batch filled by this process alone */
       assert_all(slr_batcher_fill(&b, batch, G, 1, 9, epoch, step, 0, ref) == 0);
@@ -148,6 +148,29 @@ static void test_same_global_batch(void **state) {
   free(mine);
   free(all);
   free(ref);
+}
+
+/* a global batch of one sample: the other ranks get empty slices */
+static void test_tiny_batch(void **state) {
+  const slr_split *tr = &ds.split[SLR_TRAIN];
+  slr_id_sampler s;
+  assert_all(slr_id_sampler_init(&s, tr->pids, tr->camids, tr->n, 1, 1) == 0);
+  slr_batcher b;
+  assert_all(slr_batcher_init(&b, tr, &tf, 0, 0) == 0);
+  for (int workers = 0; workers <= 2; workers += 2) {
+    slr_loader *l;
+    assert_all(slr_loader_create(&l, &b, &s, 4, rank, size, workers, 3) == 0);
+    for (int64_t step = 0; step < 5; step++) {
+      const float *x;
+      const int64_t *idx;
+      int64_t n;
+      assert_all(slr_loader_next(l, 0, step, 5, &x, &idx, &n) == 0);
+      assert_all(n == (rank == 0 ? 1 : 0));
+    }
+    slr_loader_free(l);
+  }
+  slr_batcher_free(&b);
+  slr_id_sampler_free(&s);
 }
 
 static void test_seq_shards(void **state) {
@@ -213,6 +236,26 @@ static void test_bad_file_one_rank(void **state) {
   rc = slr_agree(MPI_COMM_WORLD, slr_batcher_fill(&b, &i, 1, 0, 1, 0, 0, 0, x));
   assert_all(rc == SLR_ERR_INPUT);
   if (rank == 0) assert_non_null(strstr(slr_error_message(), bad));
+  /* through the extraction loader's threads: the error and its message
+   * reach the caller at the batch that holds the file */
+  int64_t first, count;
+  slr_seq_shard(g->n, rank, size, &first, &count);
+  slr_loader *l;
+  assert_all(slr_loader_create_seq(&l, &b, first, count, 4, 2, 3) == 0);
+  int64_t steps = slr_loader_steps(l), failed_at = -1;
+  for (int64_t st = 0; st < steps; st++) {
+    const float *bx;
+    const int64_t *idx;
+    int64_t n;
+    int r = slr_loader_next(l, 0, st, steps, &bx, &idx, &n);
+    if (r && failed_at < 0) {
+      failed_at = st;
+      assert_int_equal(r, SLR_ERR_INPUT);
+      assert_non_null(strstr(slr_error_message(), bad));
+    }
+  }
+  slr_loader_free(l);
+  assert_all(failed_at == (rank == size - 1 ? steps - 1 : -1));
   slr_batcher_free(&b);
   /* with skip_corrupt: a zero (mean) sample and a count */
   assert_all(slr_batcher_init(&b, g, &tf, 0, 1) == 0);
@@ -220,7 +263,8 @@ static void test_bad_file_one_rank(void **state) {
   assert_all(rc == 0 && b.corrupt == (rank == size - 1 ? 1 : 0));
   if (rank == size - 1) {
     float mx = 0;
-    for (int k = 0; k < 3 * tf.height * tf.width; k++) mx = x[k] > mx ? x[k] : -x[k] > mx ? -x[k] : mx;
+    for (int k = 0; k < 3 * tf.height * tf.width; k++)
+      mx = x[k] > mx ? x[k] : -x[k] > mx ? -x[k] : mx;
     assert_true(mx == 0.0f);
   }
   assert_all(slr_batcher_report(&b, MPI_COMM_WORLD) == 0);
@@ -235,6 +279,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_setup),
     cmocka_unit_test(test_same_dataset),
     cmocka_unit_test(test_same_global_batch),
+    cmocka_unit_test(test_tiny_batch),
     cmocka_unit_test(test_seq_shards),
     cmocka_unit_test(test_extraction_loader),
     cmocka_unit_test(test_bad_file_one_rank),

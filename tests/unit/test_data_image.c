@@ -190,7 +190,8 @@ static void test_encode_roundtrip(void **state) {
   assert_int_equal(slr_image_read(p, &back), 0);
   assert_int_equal(back.w, src.w);
   double err = 0;
-  for (size_t i = 0; i < (size_t)src.h * src.w * 3; i++) err += fabs((double)back.data[i] - src.data[i]);
+  for (size_t i = 0; i < (size_t)src.h * src.w * 3; i++)
+    err += fabs((double)back.data[i] - src.data[i]);
   /* PIL's quality-95 round trip of this noisy image: 23.44 (4:2:0 chroma) */
   assert_true(fabs(err / (src.h * src.w * 3) - 23.44) < 0.5);
   slr_image_free(&back);
@@ -250,8 +251,8 @@ static void test_bad_files(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_decode),           cmocka_unit_test(test_resize),
-      cmocka_unit_test(test_transforms),       cmocka_unit_test(test_encode_roundtrip),
+      cmocka_unit_test(test_decode),     cmocka_unit_test(test_resize),
+      cmocka_unit_test(test_transforms), cmocka_unit_test(test_encode_roundtrip),
       cmocka_unit_test(test_bad_files),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

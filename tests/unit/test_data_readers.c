@@ -143,10 +143,9 @@ static void test_msmt(void **state) {
     snprintf(p, sizeof p, "%s/%s", root, v2 ? "mask_test_v2" : "test");
     slr_mkdir_p(p);
     snprintf(p, sizeof p, "%s/list_train.txt", root);
-    write_list(p,
-               "0000/0000_000_01_0303morning_0015_0.jpg 0\n"
-               "0000/0000_001_05_0303morning_0016_0.jpg 0\n"
-               "0001/0001_000_15_0303noon_0001_1.jpg 1\n");
+    write_list(p, "0000/0000_000_01_0303morning_0015_0.jpg 0\n"
+                  "0000/0000_001_05_0303morning_0016_0.jpg 0\n"
+                  "0001/0001_000_15_0303noon_0001_1.jpg 1\n");
     snprintf(p, sizeof p, "%s/list_val.txt", root);
     write_list(p, "0000/0000_002_07_0303morning_0020_0.jpg 0\n"
                   "0002/0002_000_02_0303noon_0001_1.jpg 2\n");
@@ -289,9 +288,9 @@ static int teardown(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_market),     cmocka_unit_test(test_duke),
-      cmocka_unit_test(test_msmt),       cmocka_unit_test(test_personx),
-      cmocka_unit_test(test_list),       cmocka_unit_test(test_bad_layout),
+      cmocka_unit_test(test_market),   cmocka_unit_test(test_duke),
+      cmocka_unit_test(test_msmt),     cmocka_unit_test(test_personx),
+      cmocka_unit_test(test_list),     cmocka_unit_test(test_bad_layout),
       cmocka_unit_test(test_bad_name),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
