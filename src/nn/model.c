@@ -304,7 +304,7 @@ int slr_model_init(slr_model *m, const slr_model_config *cfg, uint64_t seed) {
   m->cfg = *cfg;
   m->bn_comm = MPI_COMM_NULL;
   if (cfg->width < 1 || (cfg->last_stride != 1 && cfg->last_stride != 2))
-    return SLR_FAIL(SLR_ERR_USAGE, "model: width %d / last_stride %d (1 or 2) invalid", cfg->width,
+    return SLR_FAIL(SLR_ERR_CONFIG, "model: width %d / last_stride %d (1 or 2) invalid", cfg->width,
                     cfg->last_stride);
   static const int depth[4][4] = {{2, 2, 2, 2}, {3, 4, 6, 3}, {3, 4, 6, 3}, {3, 4, 6, 3}};
   int bottleneck = cfg->arch >= SLR_ARCH_RESNET50, W = cfg->width;
@@ -589,7 +589,7 @@ int slr_model_plan(slr_model *m, int max_batch, int H, int W, int with_grads) {
   m->block = NULL, m->scratch = NULL;
   for (int s = 0; s < m->nslots; s++) m->slots[s].data = m->slots[s].grad = NULL;
   if (max_batch < 1 || H < 32 || W < 32)
-    return SLR_FAIL(SLR_ERR_USAGE, "model plan: batch %d of %dx%d images (at least 32x32)",
+    return SLR_FAIL(SLR_ERR_CONFIG, "model plan: batch %d of %dx%d images (at least 32x32)",
                     max_batch, H, W);
   size_t bytes = carve(m, NULL, max_batch, H, W, with_grads, &scratch);
   SLR_ALLOC(m->block, bytes);
@@ -613,7 +613,7 @@ static slr_bn_dims bn_dims(const slr_model *m, int N, int C, int HW, int ctot) {
 
 int slr_model_forward(slr_model *m, const float *images, int N, int training, MPI_Comm bn_comm) {
   if (!m->block || N < 1 || N > m->max_batch)
-    return SLR_FAIL(SLR_ERR_USAGE, "model forward: batch %d but the plan holds %d", N, m->max_batch);
+    return SLR_FAIL(SLR_ERR, "model forward: batch %d but the plan holds %d", N, m->max_batch);
   if (m->scratch_threads != slr_threads_get()) {
     /* the thread setting changed since the plan: resize the conv scratch */
     size_t need = 0;
@@ -711,7 +711,7 @@ int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
                        const float *dlogits) {
   int N = m->batch;
   if (!m->with_grads || !m->training)
-    return SLR_FAIL(SLR_ERR_USAGE, "model backward needs a training plan and a training forward");
+    return SLR_FAIL(SLR_ERR, "model backward needs a training plan and a training forward");
   zero_born(m, m->nops, N);
   int D = m->feat_dim;
   if (dpooled) add_into(m->slots[m->pooled_slot].grad, dpooled, (int64_t)N * D);
