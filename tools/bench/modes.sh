@@ -26,8 +26,8 @@ slr=build/slr
 run=(mpiexec -n "$ranks" "$slr")
 data=data/demo
 if [ ! -d "$data/source/bounding_box_train" ] || [ ! -d "$data/target/bounding_box_train" ]; then
-  "${run[@]}" synth "$data/source" --style synthetic --ids 240 --cams 4 --per-cam 4 --height 128 --width 64 --seed 11 --difficulty 0.5
-  "${run[@]}" synth "$data/target" --style realistic --ids 240 --cams 4 --per-cam 4 --height 128 --width 64 --seed 12 --difficulty 0.6
+  "${run[@]}" synth "$data/source" --style synthetic --ids 160 --cams 4 --per-cam 4 --height 64 --width 32 --seed 11 --difficulty 0.3
+  "${run[@]}" synth "$data/target" --style realistic --ids 160 --cams 4 --per-cam 4 --height 64 --width 32 --seed 12 --difficulty 0.3
 fi
 mkdir -p "$root"
 if [ ! -f "$root/pretrain/pretrain.h5" ]; then
@@ -41,6 +41,7 @@ for seed in $seeds; do
     start=$(date +%s)
     "${run[@]}" train --config configs/demo.yaml --out "$out" --set "train.stages=[adapt]" \
       --set "model.pretrained=$root/pretrain/pretrain.h5" --set "refine.mode=$mode" --set "run.seed=$seed" \
+      --set solver.lr=3.5e-4 \
       ${extra[@]+"${extra[@]}"} > "$out.log" 2>&1
     echo "$mode seed $seed: $(( $(date +%s) - start )) s"
   done
