@@ -11,7 +11,7 @@
 
 #include <omp.h>
 
-#include "internal.h"
+#include "neighbours.h"
 #include "slr/cluster.h"
 
 void slr_sparse_free(slr_sparse *m) {

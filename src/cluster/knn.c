@@ -10,7 +10,7 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include "internal.h"
+#include "neighbours.h"
 #include "slr/cluster.h"
 
 int slr_l2_normalize(float *x, int64_t nrows, int64_t d, int64_t row0) {
