@@ -54,8 +54,8 @@ typedef struct {
  * rows against every block of columns, the blocks passing around a ring of
  * the ranks, each pair of blocks computed once (the product is symmetric)
  * and the running top-k lists of the other block's rows sent back to their
- * owner. Memory per rank: its rows, two visiting blocks, one tile and
- * O(nrows k). `opts` may be NULL. Collective on comm. */
+ * owner. Memory per rank: its rows, one visiting block (two with 4 or more
+ * ranks), one tile and O(nrows k). `opts` may be NULL. Collective on comm. */
 int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
                     int k, const slr_knn_opts *opts, slr_knn *out);
 /* Local. */
@@ -89,8 +89,10 @@ void slr_sparse_free(slr_sparse *m);
  * the same rows); `x` must be L2-normalised. The result keeps, for each of
  * this rank's rows, the pairs with shared support and distance <= max_dist
  * (max_dist >= 1 keeps every pair with shared support), self included; the
- * values are symmetric to the bit. Memory per rank: O(n (k1 + nnz(V)/n)) for
- * the replicated kNN lists and sparse V rows, plus the kept pairs.
+ * values are symmetric to the bit. Memory per rank: the kNN index lists of
+ * all rows (n k1 int32) and the sparse V rows of all rows (replicated,
+ * at most k2 k1 (k1/2 + 2) entries per row, typically a few hundred), plus the
+ * kept pairs.
  * Used for pseudo labels (k1 = 30, k2 = 6) and, by the evaluation, for
  * test-time re-ranking (k1 = 20, k2 = 6, then (1 - lambda) jac + lambda d
  * with lambda = 0.3, taking jac = 1 for pairs not stored). Collective on comm. */

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cblas.h>
 
@@ -155,6 +156,14 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int64_t rss = slr_peak_rss(), rss_sum = 0, rss_max = 0;
   SLR_MPI(MPI_Reduce(&rss, &rss_sum, 1, MPI_INT64_T, MPI_SUM, 0, ctx->world));
   SLR_MPI(MPI_Reduce(&rss, &rss_max, 1, MPI_INT64_T, MPI_MAX, 0, ctx->world));
+  /* processor time of the busiest rank: the wall time a rank would take on
+   * cores of its own, whatever else runs on the machine */
+  struct rusage ru;
+  double cpu = 0.0, cpu_max = 0.0;
+  if (getrusage(RUSAGE_SELF, &ru) == 0)
+    cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+          (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+  SLR_MPI(MPI_Reduce(&cpu, &cpu_max, 1, MPI_DOUBLE, MPI_MAX, 0, ctx->world));
   if (ctx->rank == 0) {
     printf("slr cluster: %lld samples x %lld dims on %d rank%s (%d thread%s each)\n",
            (long long)n, (long long)d, ctx->size, ctx->size == 1 ? "" : "s", slr_threads_get(),
@@ -166,6 +175,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
            n ? 100.0 * (double)st.n_outliers / (double)n : 0.0, (long long)st.nnz_jaccard);
     printf("  time: read %.2f s  kNN %.2f s  Jaccard %.2f s  DBSCAN %.2f s  total %.2f s\n",
            t_read, st.t_knn, st.t_jaccard, st.t_dbscan, slr_now() - t0);
+    printf("  processor time of the busiest rank: %.2f s\n", cpu_max);
     printf("  peak memory: %.1f MiB summed over ranks, %.1f MiB on the largest rank\n",
            (double)rss_sum / 1048576.0, (double)rss_max / 1048576.0);
     printf("  labels written to %s\n", out);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "neighbours.h"
 #include "slr/cluster.h"
 
 static int32_t uf_find(int32_t *parent, int32_t x) {

@@ -11,7 +11,7 @@
 
 #include <omp.h>
 
-#include "internal.h"
+#include "neighbours.h"
 #include "slr/cluster.h"
 
 void slr_sparse_free(slr_sparse *m) {
@@ -222,12 +222,12 @@ static int k_reciprocal(const int32_t *all, int k1, int64_t i, int w, int32_t *o
   return m;
 }
 
-/* Jaccard rows [ra, rb) of this rank (global row0 + r): S through the
+/* Jaccard rows [ra, rb) of this rank (local CSR qp/qi/qv): S through the
  * inverted lists, summed in double over the columns in ascending order (so
  * that d(i, j) and d(j, i) are equal to the bit); the pairs with d <=
  * max_dist go to `out`, their count to len[r + 1]. `acc` is a zeroed array
  * of n doubles (allocated here when NULL). Local. */
-static int jaccard_rows(int64_t ra, int64_t rb, int64_t row0, int64_t n, const int64_t *qp,
+static int jaccard_rows(int64_t ra, int64_t rb, int64_t n, const int64_t *qp,
                         const int32_t *qi, const float *qv, const int64_t *cp,
                         const int32_t *ci, const float *cv, double max_dist, double *acc,
                         int64_t *len, entries *out) {
@@ -237,9 +237,8 @@ static int jaccard_rows(int64_t ra, int64_t rb, int64_t row0, int64_t n, const i
   int32_t *tmp = malloc((size_t)n * sizeof(int32_t) + 1);
   int rc = acc && touched && tmp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
   for (int64_t r = ra; r < rb && !rc; r++) {
-    int64_t i = row0 + r;
     int64_t nt = 0;
-    for (int64_t e = qp[i]; e < qp[i + 1]; e++) {
+    for (int64_t e = qp[r]; e < qp[r + 1]; e++) {
       int32_t c = qi[e];
       double vi = qv[e];
       for (int64_t f = cp[c]; f < cp[c + 1]; f++) {
@@ -464,6 +463,12 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
   gvp = NULL;
   gvi = NULL;
   gvv = NULL;
+  free(all);
+  free(rh);
+  free(rhn);
+  all = NULL;
+  rh = NULL;
+  rhn = NULL;
 
   /* share the expanded rows; inverted lists (columns) */
   rc = allgather_csr(comm, off, nrows, qp, Q.i, Q.v, &gqp, &gqi, &gqv);
@@ -488,6 +493,13 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
     for (int64_t c = n; c > 0; c--) cp[c] = cp[c - 1];
     cp[0] = 0;
   }
+  /* the rows of other ranks are needed only through the inverted lists */
+  free(gqp);
+  free(gqi);
+  free(gqv);
+  gqp = NULL;
+  gqi = NULL;
+  gqv = NULL;
 
   /* Jaccard distances of my rows, the threads over contiguous row ranges */
   jp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
@@ -506,7 +518,7 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
       {
         int t = omp_get_thread_num();
         int64_t ra = nrows * t / nth, rb = nrows * (t + 1) / nth;
-        prc[t] = jaccard_rows(ra, rb, row0, n, gqp, gqi, gqv, cp, ci, cv, max_dist,
+        prc[t] = jaccard_rows(ra, rb, n, qp, Q.i, Q.v, cp, ci, cv, max_dist,
                               t == 0 ? acc : NULL, jp, &part[t]);
         if (prc[t]) snprintf(pmsg[t], 512, "%s", slr_error_text());
       }

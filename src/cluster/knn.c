@@ -8,8 +8,9 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <omp.h>
 
-#include "internal.h"
+#include "neighbours.h"
 #include "slr/cluster.h"
 
 int slr_l2_normalize(float *x, int64_t nrows, int64_t d, int64_t row0) {
@@ -123,6 +124,26 @@ void slr_topk_push(slr_topk *t, int64_t r, float v, int32_t id) {
 static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_topk *rows,
                         int64_t r0, int32_t g_row0, slr_topk *cols, int64_t c0,
                         int32_t g_col0) {
+  if (cols && omp_get_max_threads() == 1) {
+    /* one thread: rows and columns in one sweep over the tile */
+    const float *thr = cols->thr + c0;
+    for (int64_t a = 0; a < m; a++) {
+      const float *sa = s + a * ld;
+      int64_t r = r0 + a;
+      for (int64_t b0 = 0; b0 < nc; b0 += 16) {
+        int64_t b1 = b0 + 16 < nc ? b0 + 16 : nc;
+        float t = rows->thr[r];
+        int hit = 0;
+        for (int64_t b = b0; b < b1; b++) hit |= (sa[b] >= t) | (sa[b] >= thr[b]);
+        if (!hit) continue;
+        for (int64_t b = b0; b < b1; b++) {
+          if (sa[b] >= rows->thr[r]) slr_topk_push(rows, r, sa[b], g_col0 + (int32_t)b);
+          if (sa[b] >= thr[b]) slr_topk_push(cols, c0 + b, sa[b], g_row0 + (int32_t)a);
+        }
+      }
+    }
+    return;
+  }
 #pragma omp parallel
   {
 #pragma omp for schedule(static)

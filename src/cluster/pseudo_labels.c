@@ -2,7 +2,7 @@
  * k-reciprocal Jaccard (only the pairs DBSCAN can use) -> DBSCAN. */
 #include <string.h>
 
-#include "internal.h"
+#include "neighbours.h"
 #include "slr/cluster.h"
 
 void slr_cluster_params_default(slr_cluster_params *p) {

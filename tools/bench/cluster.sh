@@ -3,6 +3,9 @@
 # thread per rank) beside the reference pipeline (faiss CPU kNN + the NumPy
 # port of compute_jaccard_distance + scikit-learn DBSCAN), on clustered
 # unit-norm features. Prints wall time, peak resident memory and ratios.
+# cpu_s is the processor time (user + system) of the busiest slr rank, or
+# of the whole reference process (which uses both cores in faiss): on a
+# machine shared with other jobs the wall times grow, cpu_s much less.
 #
 #   tools/bench/cluster.sh [SLR_BINARY] [WORKDIR]
 # Environment:
@@ -38,16 +41,17 @@ for size in $SIZES; do
   echo "## N = $n, D = $d"
   floor=$(awk -v n="$n" -v d="$d" 'BEGIN{printf "%.2f", n*n*d/190e9}')
   echo "distance floor (N^2 D / 2 multiply-adds at 190 GFLOP/s): $floor s"
-  printf "%-28s %9s %9s %9s %9s %11s  %s\n" run wall_s knn_s jaccard_s dbscan_s peak_MiB labels
+  printf "%-28s %9s %9s %9s %9s %9s %11s  %s\n" run wall_s cpu_s knn_s jaccard_s dbscan_s peak_MiB labels
 
   ref_wall=""
   ref_mem=""
   if [ "$n" -le "$REF_MAX_N" ]; then
-    /usr/bin/time -f "%e %M" -o "$WORK/ref.time" $PY "$SRC/tools/ref/cluster_bench_ref.py" "$f" \
+    /usr/bin/time -f "%e %M %U %S" -o "$WORK/ref.time" $PY "$SRC/tools/ref/cluster_bench_ref.py" "$f" \
       "$WORK/ref_$n.npy" > "$WORK/ref.log" 2>&1
     ref_wall=$(cut -d' ' -f1 "$WORK/ref.time")
     ref_mem=$(awk '{printf "%.0f", $2/1024}' "$WORK/ref.time")
-    printf "%-28s %9s %9s %9s %9s %11s  %s\n" "reference (faiss+numpy+sk)" "$ref_wall" \
+    ref_cpu=$(awk '{printf "%.1f", $3+$4}' "$WORK/ref.time")
+    printf "%-28s %9s %9s %9s %9s %9s %11s  %s\n" "reference (faiss+numpy+sk)" "$ref_wall" "$ref_cpu" \
       "$(field "$WORK/ref.log" knn)" "$(field "$WORK/ref.log" jaccard)" \
       "$(field "$WORK/ref.log" dbscan)" "$ref_mem" "$(grep -oE 'clusters [0-9]+ outliers [0-9]+' "$WORK/ref.log")"
   else
@@ -55,7 +59,7 @@ for size in $SIZES; do
   fi
 
   for ct in $CORETYPES; do
-    declare -A wall=()
+    declare -A wall=() cpus=()
     for np in 1 2; do
       log=$WORK/slr_${n}_${np}_$ct.log
       out=$WORK/labels_${n}_${np}.h5
@@ -71,20 +75,23 @@ for size in $SIZES; do
       mem=$(grep -oE "peak memory: [0-9.]+" "$log" | awk '{printf "%.0f", $3}')
       same="-"
       [ -s "$WORK/ref_$n.npy" ] && same=$($PY "$SRC/tools/bench/compare_labels.py" "$out" "$WORK/ref_$n.npy")
-      printf "%-28s %9s %9s %9s %9s %11s  %s\n" "slr $np rank(s), core $ct" "$w" \
+      cpu=$(grep -oE "busiest rank: [0-9.]+" "$log" | awk '{print $3}')
+      cpus[$np]=$cpu
+      printf "%-28s %9s %9s %9s %9s %9s %11s  %s\n" "slr $np rank(s), core $ct" "$w" "$cpu" \
         "$(grep -oE 'kNN [0-9.]+' "$log" | awk '{print $2}')" \
         "$(grep -oE 'Jaccard [0-9.]+ s' "$log" | awk '{print $2}')" \
         "$(grep -oE 'DBSCAN [0-9.]+' "$log" | awk '{print $2}')" "$mem" "$same"
       if [ "$np" = 2 ]; then
         knn=$(grep -oE 'kNN [0-9.]+' "$log" | awk '{print $2}')
         echo "   kNN phase / floor: $(awk -v a="$knn" -v b="$floor" 'BEGIN{printf "%.2f", a/b}')" \
-          "  2 ranks vs 1: $(awk -v a="${wall[1]}" -v b="${wall[2]}" 'BEGIN{printf "%.2fx", a/b}')"
+          "  2 ranks vs 1: $(awk -v a="${wall[1]}" -v b="${wall[2]}" 'BEGIN{printf "%.2fx", a/b}') wall," \
+          "$(awk -v a="${cpus[1]}" -v b="${cpus[2]}" 'BEGIN{printf "%.2fx", a/b}') processor time of the busiest rank"
         if [ -n "$ref_wall" ]; then
           echo "   reference / slr (2 ranks): $(awk -v a="$ref_wall" -v b="$w" 'BEGIN{printf "%.1fx", a/b}')" \
             "  memory slr / reference: $(awk -v a="$mem" -v b="$ref_mem" 'BEGIN{printf "%.1f%%", 100*a/b}')"
         fi
       fi
     done
-    unset wall
+    unset wall cpus
   done
 done

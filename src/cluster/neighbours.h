@@ -1,6 +1,7 @@
-/* cluster: helpers shared by the files of the module (not a public API). */
-#ifndef SLR_CLUSTER_INTERNAL_H
-#define SLR_CLUSTER_INTERNAL_H
+/* cluster: helpers shared by knn.c, jaccard.c and dbscan.c (running top-k
+ * lists, the row-block layout); not a public API. */
+#ifndef SLR_CLUSTER_NEIGHBOURS_H
+#define SLR_CLUSTER_NEIGHBOURS_H
 
 #include <mpi.h>
 #include <stdint.h>
