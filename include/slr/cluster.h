@@ -97,6 +97,16 @@ void slr_sparse_free(slr_sparse *m);
 int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
                         int k1, int k2, double max_dist, slr_sparse *out);
 
+/* The same, with the distances formed only for the local rows r with
+ * rows[r] != 0 (`rows`: nrows flags; NULL = all); the other rows of `out`
+ * are empty. The sets, V and the query expansion still cover all n rows
+ * (they are what the kept rows are compared with), so the kept rows are
+ * equal to the bit to those of slr_jaccard_compute. Used by the test-time
+ * re-ranking, which needs the query rows only. Collective on comm. */
+int slr_jaccard_compute_rows(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
+                             int k1, int k2, double max_dist, const unsigned char *rows,
+                             slr_sparse *out);
+
 /* DBSCAN on a sparse precomputed distance matrix, with the labels of
  * scikit-learn's DBSCAN(eps, min_samples, metric='precomputed') on the
  * dense matrix whose missing entries are 1: j is a neighbour of i when

@@ -222,21 +222,26 @@ static int k_reciprocal(const int32_t *all, int k1, int64_t i, int w, int32_t *o
   return m;
 }
 
-/* Jaccard rows [ra, rb) of this rank (global row0 + r): S through the
+/* Jaccard rows [ra, rb) of this rank (global row0 + r; only those with
+ * rows[r] set when `rows` is not NULL, the others left empty): S through the
  * inverted lists, summed in double over the columns in ascending order (so
  * that d(i, j) and d(j, i) are equal to the bit); the pairs with d <=
  * max_dist go to `out`, their count to len[r + 1]. `acc` is a zeroed array
  * of n doubles (allocated here when NULL). Local. */
 static int jaccard_rows(int64_t ra, int64_t rb, int64_t row0, int64_t n, const int64_t *qp,
                         const int32_t *qi, const float *qv, const int64_t *cp,
-                        const int32_t *ci, const float *cv, double max_dist, double *acc,
-                        int64_t *len, entries *out) {
+                        const int32_t *ci, const float *cv, double max_dist,
+                        const unsigned char *rows, double *acc, int64_t *len, entries *out) {
   int own = acc == NULL;
   if (own) acc = calloc((size_t)n + 1, sizeof(double));
   int32_t *touched = malloc((size_t)n * sizeof(int32_t) + 1);
   int32_t *tmp = malloc((size_t)n * sizeof(int32_t) + 1);
   int rc = acc && touched && tmp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
   for (int64_t r = ra; r < rb && !rc; r++) {
+    if (rows && !rows[r]) {
+      len[r + 1] = 0;
+      continue;
+    }
     int64_t i = row0 + r;
     int64_t nt = 0;
     for (int64_t e = qp[i]; e < qp[i + 1]; e++) {
@@ -275,6 +280,12 @@ static int jaccard_rows(int64_t ra, int64_t rb, int64_t row0, int64_t n, const i
 
 int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn, int k1,
                         int k2, double max_dist, slr_sparse *out) {
+  return slr_jaccard_compute_rows(comm, x, d, knn, k1, k2, max_dist, NULL, out);
+}
+
+int slr_jaccard_compute_rows(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
+                             int k1, int k2, double max_dist, const unsigned char *rows,
+                             slr_sparse *out) {
   int rank, size;
   SLR_MPI(MPI_Comm_rank(comm, &rank));
   SLR_MPI(MPI_Comm_size(comm, &size));
@@ -506,7 +517,7 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
       {
         int t = omp_get_thread_num();
         int64_t ra = nrows * t / nth, rb = nrows * (t + 1) / nth;
-        prc[t] = jaccard_rows(ra, rb, row0, n, gqp, gqi, gqv, cp, ci, cv, max_dist,
+        prc[t] = jaccard_rows(ra, rb, row0, n, gqp, gqi, gqv, cp, ci, cv, max_dist, rows,
                               t == 0 ? acc : NULL, jp, &part[t]);
         if (prc[t]) snprintf(pmsg[t], 512, "%s", slr_error_text());
       }
