@@ -14,8 +14,9 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_evaluate = {
     "evaluate", "mAP, CMC and mINP of query/gallery features (Market-1501 protocol)",
-    "--features F.h5 [--metric euclidean|cosine] [--rerank [--rerank-k1 K] [--rerank-k2 K]\n"
-    "      [--rerank-lambda L]] [--json OUT.json] [--query-block N]",
+    "--features F.h5 [--metric euclidean|cosine] [--rerank [--rerank-variant jaccard|zhong]\n"
+    "      [--rerank-k1 K] [--rerank-k2 K] [--rerank-lambda L]] [--json OUT.json]\n"
+    "      [--query-block N]",
     run, 0};
 
 typedef struct {
@@ -103,6 +104,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   const char *features = NULL, *metric_name = "euclidean", *json = NULL;
   int64_t qblock = 0, k1 = 20, k2 = 6;
   int rerank = 0;
+  const char *variant = "jaccard";
   double lambda = 0.3;
   const slr_opt opts[] = {
       {"features", OPT_STR, &features, "F.h5",
@@ -111,6 +113,8 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
        "euclidean (default) or cosine, on L2-normalised features"},
       {"rerank", OPT_FLAG, &rerank, NULL,
        "k-reciprocal re-ranking: (1 - lambda) Jaccard + lambda distance"},
+      {"rerank-variant", OPT_STR, &variant, "NAME",
+       "jaccard (default: the peers' evaluators) or zhong (their re_ranking function)"},
       {"rerank-k1", OPT_INT, &k1, "K", "re-ranking k1 (default 20)"},
       {"rerank-k2", OPT_INT, &k2, "K", "re-ranking k2, query expansion (default 6)"},
       {"rerank-lambda", OPT_FLOAT, &lambda, "L", "re-ranking lambda in [0, 1] (default 0.3)"},
@@ -135,6 +139,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   if (!(lambda >= 0.0 && lambda <= 1.0))
     return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --rerank-lambda %g must be in [0, 1]", lambda);
   o.rerank = rerank;
+  SLR_TRY(slr_rerank_variant_parse(variant, &o.rerank_variant));
   o.rerank_k1 = (int)k1;
   o.rerank_k2 = (int)k2;
   o.rerank_lambda = lambda;
@@ -180,7 +185,8 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
            (long long)res.num_query, (long long)res.num_valid, (long long)res.num_gallery,
            slr_metric_name(o.metric));
     if (res.rerank)
-      printf(", re-ranked (k1 %d, k2 %d, lambda %g)", res.rerank_k1, res.rerank_k2,
+      printf(", re-ranked (%s, k1 %d, k2 %d, lambda %g)",
+             slr_rerank_variant_name(res.rerank_variant), res.rerank_k1, res.rerank_k2,
              res.rerank_lambda);
     printf("\n");
     slr_eval_print(&res, stdout);

@@ -23,6 +23,23 @@ int slr_metric_parse(const char *name, slr_metric *out) {
   return SLR_FAIL(SLR_ERR_USAGE, "unknown metric \"%s\" (expected euclidean or cosine)", name);
 }
 
+int slr_rerank_variant_parse(const char *name, slr_rerank_variant *out) {
+  if (strcmp(name, "jaccard") == 0) {
+    *out = SLR_RERANK_JACCARD;
+    return 0;
+  }
+  if (strcmp(name, "zhong") == 0) {
+    *out = SLR_RERANK_ZHONG;
+    return 0;
+  }
+  return SLR_FAIL(SLR_ERR_USAGE, "unknown re-ranking variant \"%s\" (expected jaccard or zhong)",
+                  name);
+}
+
+const char *slr_rerank_variant_name(slr_rerank_variant v) {
+  return v == SLR_RERANK_ZHONG ? "zhong" : "jaccard";
+}
+
 const char *slr_metric_name(slr_metric m) {
   return m == SLR_METRIC_COSINE ? "cosine" : "euclidean";
 }
@@ -30,8 +47,9 @@ const char *slr_metric_name(slr_metric m) {
 int slr_eval_format_json(const slr_eval_result *r, slr_metric metric, char *buf, size_t len) {
   char rr[128] = "false";
   if (r->rerank)
-    snprintf(rr, sizeof rr, "{\"k1\": %d, \"k2\": %d, \"lambda\": %.15g}", r->rerank_k1,
-             r->rerank_k2, r->rerank_lambda);
+    snprintf(rr, sizeof rr, "{\"variant\": \"%s\", \"k1\": %d, \"k2\": %d, \"lambda\": %.15g}",
+             slr_rerank_variant_name(r->rerank_variant), r->rerank_k1, r->rerank_k2,
+             r->rerank_lambda);
   int n = snprintf(buf, len,
                    "{\n  \"metric\": \"%s\",\n  \"rerank\": %s,\n  \"num_query\": %lld,\n"
                    "  \"num_valid_query\": %lld,\n  \"num_gallery\": %lld,\n"
@@ -317,6 +335,13 @@ static void blend_block(const slr_rerank_pairs *rr, float *s, int64_t ng, int64_
   for (int64_t q = 0; q < nb; q++) {
     float *row = s + q * ng;
     int64_t e0 = rr->qptr[b0 + q], e1 = rr->qptr[b0 + q + 1];
+    if (rr->qinv) { /* the original distance, divided by the query's largest */
+      float f = rr->qinv[b0 + q];
+      for (int64_t j = 0; j < ng; j++) {
+        float v = row[j] * f;
+        row[j] = rr->power == 2 ? v * v : v;
+      }
+    }
     for (int64_t e = e0; e < e1; e++) rr->jac[e] = one_lam * rr->jac[e] + lam * row[rr->g[e]];
     for (int64_t j = 0; j < ng; j++) row[j] = one_lam + lam * row[j];
     for (int64_t e = e0; e < e1; e++) row[rr->g[e]] = rr->jac[e];
@@ -513,7 +538,8 @@ int slr_eval_market1501(MPI_Comm comm, int64_t dim, const float *qf, const int64
       rc = SLR_FAIL(SLR_ERR_INPUT, "re-ranking: lambda = %g must be in [0, 1]", o.rerank_lambda);
     double t0 = slr_now();
     if (!rc)
-      rc = slr_rerank_pairs_compute(comm, dim, qf, nq, gf, ng, o.rerank_k1, o.rerank_k2, &rr);
+      rc = slr_rerank_pairs_compute(comm, dim, qf, nq, gf, ng, (int)o.rerank_variant,
+                                    (int)o.metric, o.rerank_k1, o.rerank_k2, &rr);
     res->time_rerank = slr_now() - t0;
   }
   /* every failure past setup is either the same on all ranks (computed from
@@ -522,6 +548,7 @@ int slr_eval_market1501(MPI_Comm comm, int64_t dim, const float *qf, const int64
                          res);
   if (!rc && o.rerank) {
     res->rerank = 1;
+    res->rerank_variant = o.rerank_variant;
     res->rerank_k1 = o.rerank_k1;
     res->rerank_k2 = o.rerank_k2;
     res->rerank_lambda = o.rerank_lambda;

@@ -17,6 +17,7 @@ void slr_rerank_pairs_free(slr_rerank_pairs *p) {
   free(p->qptr);
   free(p->g);
   free(p->jac);
+  free(p->qinv);
   memset(p, 0, sizeof *p);
 }
 
@@ -27,8 +28,8 @@ typedef struct {
 } pair_msg;
 
 int slr_rerank_pairs_compute(MPI_Comm comm, int64_t dim, const float *qf, int64_t nq,
-                             const float *gf, int64_t ng, int k1, int k2,
-                             slr_rerank_pairs *out) {
+                             const float *gf, int64_t ng, int variant, int metric, int k1,
+                             int k2, slr_rerank_pairs *out) {
   int rank, size;
   SLR_MPI(MPI_Comm_rank(comm, &rank));
   SLR_MPI(MPI_Comm_size(comm, &size));
@@ -41,10 +42,13 @@ int slr_rerank_pairs_compute(MPI_Comm comm, int64_t dim, const float *qf, int64_
   int64_t nrows = nq + ng;
   float *x = malloc((size_t)(nrows * dim) * sizeof(float) + 1);
   unsigned char *rows = malloc((size_t)nrows + 1);
+  float *scale = malloc((size_t)nrows * sizeof(float) + 1), *myinv = NULL;
+  int zhong = variant == SLR_RERANK_ZHONG;
+  int kw = zhong ? k1 + 1 : k1;
   pair_msg *sbuf = NULL, *rbuf = NULL;
   slr_knn knn = {0};
   slr_sparse jac = {0};
-  int rc = cnt && joff && qoff && scnt && sdsp && rcnt && rdsp && x && rows
+  int rc = cnt && joff && qoff && scnt && sdsp && rcnt && rdsp && x && rows && scale
                ? 0
                : SLR_FAIL(SLR_ERR_NOMEM, "re-ranking: out of memory (%lld rows)",
                           (long long)nrows);
@@ -64,10 +68,10 @@ int slr_rerank_pairs_compute(MPI_Comm comm, int64_t dim, const float *qf, int64_
   }
   int64_t n = joff[size];
   /* the same on every rank */
-  if (k1 < 1 || k1 > n)
+  if (k1 < 1 || kw > n)
     rc = SLR_FAIL(SLR_ERR_INPUT,
-                  "re-ranking: k1 = %d must be in 1..%lld (the query + gallery items)", k1,
-                  (long long)n);
+                  "re-ranking: k1 = %d must be in 1..%lld (the query + gallery items%s)", k1,
+                  (long long)(zhong ? n - 1 : n), zhong ? " - 1" : "");
   else if (k2 < 1 || k2 > k1)
     rc = SLR_FAIL(SLR_ERR_INPUT, "re-ranking: k2 = %d must be in 1..k1 = %d", k2, k1);
   else if (n >= INT32_MAX)
@@ -86,8 +90,42 @@ int slr_rerank_pairs_compute(MPI_Comm comm, int64_t dim, const float *qf, int64_
     for (int64_t c = 0; c < dim; c++) dst[c] = (float)((double)src[c] / nrm);
     rows[i] = i < nq;
   }
-  rc = slr_knn_compute(comm, x, nrows, n, dim, k1, NULL, &knn);
-  if (!rc) rc = slr_jaccard_compute_rows(comm, x, dim, &knn, k1, k2, 1.0, rows, &jac);
+  slr_knn_opts ko = {.farthest = zhong};
+  rc = slr_knn_compute(comm, x, nrows, n, dim, kw, &ko, &knn);
+  slr_jaccard_opts jo = {.k1 = k1, .k2 = k2, .max_dist = 1.0, .rows = rows};
+  int power = metric == SLR_METRIC_COSINE ? 2 : 1;
+  if (!rc && zhong) {
+    /* each row's distances divided by its largest, D = 2 - 2 s (for the
+     * cosine metric (1 - s)^2, whose ratios are those of D^2) */
+    for (int64_t i = 0; i < nrows; i++) {
+      double dm = 2.0 - 2.0 * (double)knn.smin[i];
+      if (power == 2) dm *= dm;
+      scale[i] = (float)(dm > 1e-12 ? dm : 1e-12);
+    }
+    jo.window_plus_one = 1;
+    jo.power = power;
+    jo.scale = scale;
+    /* 1 / the largest metric distance of each query, for the blend */
+    out->qinv = malloc((size_t)(qoff[size] + 1) * sizeof(float));
+    myinv = malloc((size_t)(nq + 1) * sizeof(float));
+    if (!out->qinv || !myinv) rc = SLR_FAIL(SLR_ERR_NOMEM, "re-ranking: out of memory");
+    rc = slr_agree(comm, rc);
+    if (!rc) {
+      double a = metric == SLR_METRIC_COSINE ? 1.0 : 2.0;
+      for (int64_t i = 0; i < nq; i++) {
+        double dm = a - a * (double)knn.smin[i];
+        myinv[i] = (float)(1.0 / (dm > 1e-12 ? dm : 1e-12));
+      }
+      for (int r = 0; r < size; r++) {
+        rcnt[r] = (int)cnt[2 * r];
+        rdsp[r] = (int)qoff[r];
+      }
+      int mrc = MPI_Allgatherv(myinv, (int)nq, MPI_FLOAT, out->qinv, rcnt, rdsp, MPI_FLOAT, comm);
+      if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "MPI_Allgatherv", __FILE__, __LINE__);
+      out->power = power;
+    }
+  }
+  if (!rc) rc = slr_jaccard_compute_ex(comm, x, dim, &knn, &jo, &jac);
   slr_knn_free(&knn);
   free(x);
   x = NULL;
@@ -199,6 +237,8 @@ done:
   free(rdsp);
   free(x);
   free(rows);
+  free(scale);
+  free(myinv);
   free(sbuf);
   free(rbuf);
   return rc;

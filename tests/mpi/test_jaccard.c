@@ -142,8 +142,8 @@ static void run_fixture(const char *name) {
   unsigned char *want_rows = malloc((size_t)f.nrows + 1);
   for (int64_t r = 0; r < f.nrows; r++) want_rows[r] = (f.row0 + r) % 3 == 1;
   slr_sparse part;
-  assert_all(slr_jaccard_compute_rows(MPI_COMM_WORLD, f.x, f.d, &knn, f.k1, f.k2, 1.0,
-                                      want_rows, &part) == 0);
+  slr_jaccard_opts jo = {.k1 = f.k1, .k2 = f.k2, .max_dist = 1.0, .rows = want_rows};
+  assert_all(slr_jaccard_compute_ex(MPI_COMM_WORLD, f.x, f.d, &knn, &jo, &part) == 0);
   for (int64_t r = 0; r < f.nrows; r++) {
     int64_t len = part.indptr[r + 1] - part.indptr[r];
     if (!want_rows[r]) {

@@ -1,7 +1,7 @@
 // ranks: 1 2 3
 /* eval: k-reciprocal re-ranking at test time against the NumPy reference
  * (fixture by tools/ref/rerank_fixture.py, metrics by tools/ref/rerank_ref.py)
- * for three parameter sets, with balanced and uneven shards and several
+ * for both variants and three parameter sets each, with balanced and uneven shards and several
  * query blocks, on 1, 2 and 3 ranks; lambda = 1 gives the plain
  * evaluation; bad parameters fail on every rank. */
 #include <math.h>
@@ -59,15 +59,19 @@ static void unload(set *s) {
 
 typedef struct {
   const char *name;
+  slr_rerank_variant variant;
   slr_metric metric;
   int k1, k2;
   double lambda;
 } params;
 
 static const params SETS[] = {
-    {"euclidean_20_6_0.3", SLR_METRIC_EUCLIDEAN, 20, 6, 0.3},
-    {"cosine_20_6_0.3", SLR_METRIC_COSINE, 20, 6, 0.3},
-    {"euclidean_10_1_0.6", SLR_METRIC_EUCLIDEAN, 10, 1, 0.6},
+    {"euclidean_20_6_0.3", SLR_RERANK_JACCARD, SLR_METRIC_EUCLIDEAN, 20, 6, 0.3},
+    {"cosine_20_6_0.3", SLR_RERANK_JACCARD, SLR_METRIC_COSINE, 20, 6, 0.3},
+    {"euclidean_10_1_0.6", SLR_RERANK_JACCARD, SLR_METRIC_EUCLIDEAN, 10, 1, 0.6},
+    {"zhong_euclidean_20_6_0.3", SLR_RERANK_ZHONG, SLR_METRIC_EUCLIDEAN, 20, 6, 0.3},
+    {"zhong_cosine_20_6_0.3", SLR_RERANK_ZHONG, SLR_METRIC_COSINE, 20, 6, 0.3},
+    {"zhong_euclidean_10_1_0.6", SLR_RERANK_ZHONG, SLR_METRIC_EUCLIDEAN, 10, 1, 0.6},
 };
 
 static double read_f64(slr_h5 *f, const char *group, const char *what) {
@@ -108,6 +112,7 @@ static void opts_for(const params *ps, slr_eval_opts *o) {
   slr_eval_opts_default(o);
   o->metric = ps->metric;
   o->rerank = 1;
+  o->rerank_variant = ps->variant;
   o->rerank_k1 = ps->k1;
   o->rerank_k2 = ps->k2;
   o->rerank_lambda = ps->lambda;
@@ -137,10 +142,11 @@ static void test_against_reference(void **state) {
     slr_eval_result r, r2;
     assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
     assert_all(same_as_reference(&r, &SETS[p]));
-    assert_all(r.rerank == 1 && r.rerank_k1 == SETS[p].k1 && r.rerank_k2 == SETS[p].k2 &&
+    assert_all(r.rerank == 1 && r.rerank_variant == SETS[p].variant &&
+               r.rerank_k1 == SETS[p].k1 && r.rerank_k2 == SETS[p].k2 &&
                r.rerank_lambda == SETS[p].lambda);
     /* query blocks of 1 and 7 (the pairs of each block applied once) */
-    o.query_block = p == 0 ? 1 : 7;
+    o.query_block = p % 3 == 0 ? 1 : 7;
     o.gallery_block = 5;
     assert_all(run(&s, q0, nq, g0, ng, &o, &r2) == 0);
     assert_all(r2.map == r.map && r2.minp == r.minp &&
@@ -180,7 +186,7 @@ static void test_uneven_shards(void **state) {
   unload(&s);
 }
 
-/* lambda = 1 keeps the original distance: the plain evaluation, exactly;
+/* lambda = 1 keeps the original distance: the plain evaluation's metrics;
  * re-ranking changes the result at lambda = 0.3 */
 static void test_lambda_one(void **state) {
   (void)state;
@@ -204,6 +210,13 @@ static void test_lambda_one(void **state) {
     assert_all(run(&s, q0, nq, g0, ng, &o, &one) == 0);
     assert_all(one.map == plain.map && one.minp == plain.minp &&
                memcmp(one.cmc, plain.cmc, sizeof one.cmc) == 0);
+    /* the second variant divides each query's distances by their largest
+     * (and squares them for cosine): the same order */
+    o.rerank_variant = SLR_RERANK_ZHONG;
+    assert_all(run(&s, q0, nq, g0, ng, &o, &one) == 0);
+    assert_all(one.map == plain.map && one.minp == plain.minp &&
+               memcmp(one.cmc, plain.cmc, sizeof one.cmc) == 0);
+    o.rerank_variant = SLR_RERANK_JACCARD;
     o.rerank_lambda = 0.3;
     assert_all(run(&s, q0, nq, g0, ng, &o, &rr) == 0);
     assert_all(fabs(rr.map - plain.map) > 1e-3);
@@ -224,20 +237,23 @@ static void test_errors(void **state) {
   slr_eval_opts o;
   slr_eval_result r;
   const struct {
+    slr_rerank_variant v;
     int k1, k2;
     double lambda;
     const char *msg;
   } bad[] = {
-      {(int)(s.nq + s.ng) + 1, 6, 0.3, "k1 = "},
-      {0, 1, 0.3, "k1 = 0"},
-      {10, 11, 0.3, "k2 = 11"},
-      {20, 0, 0.3, "k2 = 0"},
-      {20, 6, 1.5, "lambda = 1.5"},
-      {20, 6, NAN, "lambda = nan"},
+      {SLR_RERANK_JACCARD, (int)(s.nq + s.ng) + 1, 6, 0.3, "k1 = "},
+      {SLR_RERANK_ZHONG, (int)(s.nq + s.ng), 6, 0.3, "(the query + gallery items - 1)"},
+      {SLR_RERANK_JACCARD, 0, 1, 0.3, "k1 = 0"},
+      {SLR_RERANK_ZHONG, 10, 11, 0.3, "k2 = 11"},
+      {SLR_RERANK_JACCARD, 20, 0, 0.3, "k2 = 0"},
+      {SLR_RERANK_JACCARD, 20, 6, 1.5, "lambda = 1.5"},
+      {SLR_RERANK_ZHONG, 20, 6, NAN, "lambda = nan"},
   };
   for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
     slr_eval_opts_default(&o);
     o.rerank = 1;
+    o.rerank_variant = bad[b].v;
     o.rerank_k1 = bad[b].k1;
     o.rerank_k2 = bad[b].k2;
     o.rerank_lambda = bad[b].lambda;
@@ -251,6 +267,9 @@ static void test_errors(void **state) {
   o.rerank = 1;
   o.rerank_k1 = (int)(s.nq + s.ng);
   assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
+  o.rerank_variant = SLR_RERANK_ZHONG;
+  o.rerank_k1 = (int)(s.nq + s.ng) - 1;
+  assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
 
   /* JSON names the parameters */
   char buf[2048];
@@ -258,8 +277,8 @@ static void test_errors(void **state) {
   o.rerank = 1;
   assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
   assert_all(slr_eval_format_json(&r, o.metric, buf, sizeof buf) == 0);
-  assert_all(strstr(buf, "\"rerank\": {\"k1\": 20, \"k2\": 6, \"lambda\": 0.3}") !=
-             NULL);
+  assert_all(strstr(buf, "\"rerank\": {\"variant\": \"jaccard\", \"k1\": 20, \"k2\": 6, "
+                         "\"lambda\": 0.3}") != NULL);
   o.rerank = 0;
   assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
   assert_all(slr_eval_format_json(&r, o.metric, buf, sizeof buf) == 0);

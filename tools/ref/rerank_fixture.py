@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """Fixture for slr's re-ranking tests: a small Market-like query/gallery set
 (tools/ref/eval_fixture.py's generator) and the re-ranked metrics of the
-NumPy reference (tools/ref/rerank_ref.py) for a few parameter sets.
+NumPy reference (tools/ref/rerank_ref.py) for a few parameter sets of both
+variants (the peers' evaluators, and their re_ranking function).
 
 The set must be free of near ties where they matter, else float32 rounding
 (sgemm against faiss, sums in double against float32) could change a result:
-in every joint row, the first max(k1) + 1 similarities are at least 1e-6
+in every joint row, the first max(k1) + 2 similarities are at least 1e-6
 apart; for every query, no kept gallery item is within 1e-5 of a match in
 the re-ranked distance. Seeds are tried in order until a set passes.
 
@@ -19,13 +20,16 @@ import numpy as np
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from eval_fixture import make  # noqa: E402
 from eval_reference import eval_market1501  # noqa: E402
-from rerank_ref import rerank_distances, unit_rows  # noqa: E402
+from rerank_ref import rerank_distances, rerank_distances_zhong, unit_rows  # noqa: E402
 
-# (name, metric, k1, k2, lambda)
+# (name, variant, metric, k1, k2, lambda)
 SETS = [
-    ("euclidean_20_6_0.3", "euclidean", 20, 6, 0.3),
-    ("cosine_20_6_0.3", "cosine", 20, 6, 0.3),
-    ("euclidean_10_1_0.6", "euclidean", 10, 1, 0.6),
+    ("euclidean_20_6_0.3", "jaccard", "euclidean", 20, 6, 0.3),
+    ("cosine_20_6_0.3", "jaccard", "cosine", 20, 6, 0.3),
+    ("euclidean_10_1_0.6", "jaccard", "euclidean", 10, 1, 0.6),
+    ("zhong_euclidean_20_6_0.3", "zhong", "euclidean", 20, 6, 0.3),
+    ("zhong_cosine_20_6_0.3", "zhong", "cosine", 20, 6, 0.3),
+    ("zhong_euclidean_10_1_0.6", "zhong", "euclidean", 10, 1, 0.6),
 ]
 
 
@@ -50,12 +54,13 @@ def main():
     for seed in range(1000, 1100):
         rng = np.random.default_rng(seed)
         qf, qp, qc, gf, gp, gc = make(rng)
-        if not knn_tie_free(qf, gf, max(s[2] for s in SETS)):
+        if not knn_tie_free(qf, gf, max(s[3] for s in SETS) + 1):
             print("seed %d: kNN near tie" % seed)
             continue
         results, ok = [], True
-        for name, metric, k1, k2, lam in SETS:
-            d = rerank_distances(qf, gf, metric, k1, k2, lam)
+        for name, variant, metric, k1, k2, lam in SETS:
+            fn = rerank_distances_zhong if variant == "zhong" else rerank_distances
+            d = fn(qf, gf, metric, k1, k2, lam)
             if not final_tie_free(d, qp, gp, qc, gc):
                 print("seed %d: %s: near tie" % (seed, name))
                 ok = False
@@ -73,8 +78,9 @@ def main():
         f["/gallery/pids"] = gp.astype(np.int64)
         f["/gallery/camids"] = gc.astype(np.int32)
         f.attrs["seed"] = seed
-        for (name, metric, k1, k2, lam), (m_ap, m_inp, cmc, nvalid) in zip(SETS, results):
+        for (name, variant, metric, k1, k2, lam), (m_ap, m_inp, cmc, nvalid) in zip(SETS, results):
             g = f.create_group("/expected/" + name)
+            g["variant"] = variant
             g["metric"] = metric
             g["k1"] = k1
             g["k2"] = k2
