@@ -32,8 +32,8 @@
  *   final = (1 - lambda) jac + lambda d,
  * d the distance of the chosen metric (not re-scaled), jac = 1 for pairs
  * without shared support. Only the query rows of jac are formed; they are
- * sparse (O(k1 k2) pairs per query) and go to the ranks that hold the
- * gallery items. Memory per rank: the joint kNN lists and sparse V rows of
+ * sparse (only the pairs with shared support are stored) and go to the
+ * ranks that hold the gallery items. Memory per rank: the joint kNN lists and sparse V rows of
  * the cluster module (O(n k1 + nnz(V))), the query pairs, and the
  * evaluation's blocks; never an n x n or query x gallery matrix. On one rank
  * the joint order is queries then gallery, as in the peers; on more ranks it
