@@ -42,11 +42,14 @@ typedef struct {
   int k;          /* neighbours per row */
   int32_t *idx;   /* (nrows, k) global indices, nearest first */
   float *sim;     /* (nrows, k) inner products f_i . f_j, same order */
+  float *smin;    /* (nrows) smallest inner product of the row with any row
+                     (the farthest item), when asked for; else NULL */
 } slr_knn;
 
 /* Options of slr_knn_compute; zero-initialised means the defaults. */
 typedef struct {
   int tile;       /* rows/columns of one product tile (default 1024) */
+  int farthest;   /* also fill smin (used by the test-time re-ranking) */
 } slr_knn_opts;
 
 /* Exact k nearest neighbours (1 <= k <= n). The N x N product X X^T is
@@ -98,6 +101,32 @@ void slr_sparse_free(slr_sparse *m);
  * with lambda = 0.3, taking jac = 1 for pairs not stored). Collective on comm. */
 int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
                         int k1, int k2, double max_dist, slr_sparse *out);
+
+/* Options of slr_jaccard_compute_ex. Zero values give slr_jaccard_compute
+ * (k1, k2 and max_dist as there). */
+typedef struct {
+  int k1, k2;
+  double max_dist;
+  /* only the local rows r with rows[r] != 0 get their distances (nrows
+   * flags; NULL = all); the others are left empty. The sets, V and the query
+   * expansion still cover all n rows, so the kept rows are equal to the bit
+   * to the full computation's. */
+  const unsigned char *rows;
+  /* 1: the sets are taken over k + 1 list entries, R(i, k) = { j in
+   * rank[i, :k+1] : i in rank[j, :k+1] } with the full lists (k1 + 1
+   * neighbours, so `knn` needs k >= k1 + 1), as the re_ranking function of
+   * Zhong et al. slices a full argsort; 0: as above (k1 entries). */
+  int window_plus_one;
+  /* weights V = softmax of -(2 - 2 f_i . f_j)^power / scale[r] (power 1 or
+   * 2, 0 means 1; scale: nrows positive values of the local rows, NULL = 1) */
+  int power;
+  const float *scale;
+} slr_jaccard_opts;
+
+/* slr_jaccard_compute with the options above (the generalisations used by
+ * the test-time re-ranking). Collective on comm. */
+int slr_jaccard_compute_ex(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
+                           const slr_jaccard_opts *o, slr_sparse *out);
 
 /* DBSCAN on a sparse precomputed distance matrix, with the labels of
  * scikit-learn's DBSCAN(eps, min_samples, metric='precomputed') on the

@@ -123,6 +123,7 @@ typedef struct {
   int64_t every; /* epochs */
   char metric[SLR_CFG_NAME]; /* euclidean | cosine */
   int rerank;
+  char rerank_variant[SLR_CFG_NAME]; /* jaccard | zhong */
   int64_t rerank_k1, rerank_k2;
   double rerank_lambda;
   int64_t batch_size;

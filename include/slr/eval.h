@@ -22,7 +22,33 @@
  * so no rank ever holds a query x gallery matrix: memory per rank is its
  * shards plus query_block x (local gallery rows) floats. The position of
  * each match is counted, not sorted: each rank counts its gallery items
- * that precede each match, and the counts are summed over ranks. */
+ * that precede each match, and the counts are summed over ranks.
+ *
+ * Optional k-reciprocal re-ranking (opts.rerank), as the evaluators of
+ * fast-reid (TEST.RERANK) and OpenUnReID (TEST.rerank) compute it: the
+ * k-reciprocal Jaccard distance jac of Cluster Contrast / SpCL
+ * (slr_jaccard_compute with k1, k2) over the joint set of the query and
+ * gallery features (L2-normalised), then for each (query, gallery) pair
+ *   final = (1 - lambda) jac + lambda d,
+ * d the distance of the chosen metric (not re-scaled), jac = 1 for pairs
+ * without shared support. Only the query rows of jac are formed; they are
+ * sparse (only the pairs with shared support are stored) and go to the
+ * ranks that hold the gallery items. Memory per rank: the joint kNN lists and sparse V rows of
+ * the cluster module (O(n k1 + nnz(V))), the query pairs, and the
+ * evaluation's blocks; never an n x n or query x gallery matrix. On one rank
+ * the joint order is queries then gallery, as in the peers; on more ranks it
+ * is each rank's queries then its gallery items, which matters only for
+ * exact ties in the kNN lists.
+ *
+ * The second variant (rerank_variant = SLR_RERANK_ZHONG) is the peers'
+ * re_ranking(q_g_dist, q_q_dist, g_g_dist, k1, k2, lambda) function of
+ * Zhong et al., called with the Euclidean distances |q - g| (or 1 - cos for
+ * the cosine metric), which it squares: original distance D(i, j) = 2 - 2 s
+ * ((1 - s)^2 for cosine), each row divided by its largest value over all
+ * query + gallery items; k-reciprocal sets over k1 + 1 (and
+ * round(k1/2) + 1) list entries; V = exp(-D) / sum; query expansion over
+ * k2; final = (1 - lambda) jac + lambda D. The row maxima come from the
+ * kNN pass (slr_knn_opts.farthest). */
 #ifndef SLR_EVAL_H
 #define SLR_EVAL_H
 
@@ -48,14 +74,31 @@ typedef enum {
 int slr_metric_parse(const char *name, slr_metric *out);
 const char *slr_metric_name(slr_metric m);
 
+/* Re-ranking variants (see above and docs/eval.md). */
+typedef enum {
+  SLR_RERANK_JACCARD = 0, /* the peers' evaluators: joint-set Jaccard + lambda d */
+  SLR_RERANK_ZHONG = 1,   /* the peers' re_ranking() function (Zhong et al.) */
+} slr_rerank_variant;
+
+/* "jaccard" | "zhong"; unknown names return SLR_ERR_USAGE. Local. */
+int slr_rerank_variant_parse(const char *name, slr_rerank_variant *out);
+const char *slr_rerank_variant_name(slr_rerank_variant v);
+
 typedef struct {
   slr_metric metric;
   int64_t query_block;   /* queries per block; 0: 256 */
   int64_t gallery_block; /* gallery rows per sgemm call; 0: 4096 */
   int progress;          /* print a progress line (rank 0) */
+  int rerank;            /* k-reciprocal re-ranking (see above) */
+  slr_rerank_variant rerank_variant; /* SLR_RERANK_JACCARD */
+  int rerank_k1;         /* 20 */
+  int rerank_k2;         /* 6 */
+  double rerank_lambda;  /* 0.3, in [0, 1] */
 } slr_eval_opts;
 
-/* Defaults: Euclidean, default blocks, no progress line. Local. */
+/* Defaults: Euclidean, default blocks, no progress line, no re-ranking
+ * (with k1 = 20, k2 = 6, lambda = 0.3 set for when it is switched on).
+ * Local. */
 void slr_eval_opts_default(slr_eval_opts *o);
 
 typedef struct {
@@ -68,6 +111,11 @@ typedef struct {
   /* seconds spent on this rank: distances (sgemm + transform), finding and
    * counting matches, communication */
   double time_distance, time_matches, time_comm;
+  double time_rerank;  /* kNN + Jaccard + routing of the pairs (re-ranking) */
+  int rerank;          /* re-ranked, with these parameters: */
+  slr_rerank_variant rerank_variant;
+  int rerank_k1, rerank_k2;
+  double rerank_lambda;
 } slr_eval_result;
 
 /* Evaluate. On each rank: nq query rows qf (nq, dim) with pids qpid and
@@ -75,15 +123,16 @@ typedef struct {
  * hold 0 rows of either. Every rank gets the same result.
  * Errors (agreed over ranks): dim < 1 or different over ranks, a non-finite
  * feature value (named by global row), no query at all, no query with a
- * match. Collective on comm. */
+ * match; with re-ranking, k1 outside 1..(queries + gallery items), k2
+ * outside 1..k1, lambda outside [0, 1]. Collective on comm. */
 int slr_eval_market1501(MPI_Comm comm, int64_t dim, const float *qf, const int64_t *qpid,
                         const int64_t *qcam, int64_t nq, const float *gf,
                         const int64_t *gpid, const int64_t *gcam, int64_t ng,
                         const slr_eval_opts *opts, slr_eval_result *res);
 
-/* The result as JSON text: {"metric", "num_query", "num_valid_query",
- * "num_gallery", "mAP", "mINP", "cmc": [50 values, rank 1 first]}, metrics
- * as fractions. Returns an error if `len` is too small (1 KB is enough).
+/* The result as JSON text: {"metric", "rerank": false or {"variant", "k1",
+ * "k2", "lambda"}, "num_query", "num_valid_query", "num_gallery", "mAP", "mINP",
+ * "cmc": [50 values, rank 1 first]}, metrics as fractions. Returns an error if `len` is too small (1 KB is enough).
  * Local. */
 int slr_eval_format_json(const slr_eval_result *r, slr_metric metric, char *buf, size_t len);
 

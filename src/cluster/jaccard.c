@@ -205,14 +205,22 @@ static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *of
   return slr_agree(comm, rc);
 }
 
+/* The distance of the weights: (2 - 2 s)^power / scale. */
+static inline double weight_dist(float sim, int power, double scale) {
+  double g = 2.0 - 2.0 * (double)sim;
+  if (power == 2) g *= g;
+  return scale == 1.0 ? g : g / scale;
+}
+
 /* R(i, k): the j among the first w neighbours of i that have i among their
- * first w neighbours, in i's order; returns the count. */
-static int k_reciprocal(const int32_t *all, int k1, int64_t i, int w, int32_t *outv) {
-  const int32_t *fi = all + i * k1;
+ * first w neighbours, in i's order (lists of `stride` entries); returns the
+ * count. */
+static int k_reciprocal(const int32_t *all, int stride, int64_t i, int w, int32_t *outv) {
+  const int32_t *fi = all + i * stride;
   int m = 0;
   for (int a = 0; a < w; a++) {
     int32_t j = fi[a];
-    const int32_t *fj = all + (int64_t)j * k1;
+    const int32_t *fj = all + (int64_t)j * stride;
     for (int b = 0; b < w; b++)
       if (fj[b] == (int32_t)i) {
         outv[m++] = j;
@@ -222,21 +230,26 @@ static int k_reciprocal(const int32_t *all, int k1, int64_t i, int w, int32_t *o
   return m;
 }
 
-/* Jaccard rows [ra, rb) of this rank (local CSR qp/qi/qv): S through the
+/* Jaccard rows [ra, rb) of this rank (local CSR qp/qi/qv; only those with
+ * rows[r] set when `rows` is not NULL, the others left empty): S through the
  * inverted lists, summed in double over the columns in ascending order (so
  * that d(i, j) and d(j, i) are equal to the bit); the pairs with d <=
  * max_dist go to `out`, their count to len[r + 1]. `acc` is a zeroed array
  * of n doubles (allocated here when NULL). Local. */
 static int jaccard_rows(int64_t ra, int64_t rb, int64_t n, const int64_t *qp,
                         const int32_t *qi, const float *qv, const int64_t *cp,
-                        const int32_t *ci, const float *cv, double max_dist, double *acc,
-                        int64_t *len, entries *out) {
+                        const int32_t *ci, const float *cv, double max_dist,
+                        const unsigned char *rows, double *acc, int64_t *len, entries *out) {
   int own = acc == NULL;
   if (own) acc = calloc((size_t)n + 1, sizeof(double));
   int32_t *touched = malloc((size_t)n * sizeof(int32_t) + 1);
   int32_t *tmp = malloc((size_t)n * sizeof(int32_t) + 1);
   int rc = acc && touched && tmp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
   for (int64_t r = ra; r < rb && !rc; r++) {
+    if (rows && !rows[r]) {
+      len[r + 1] = 0;
+      continue;
+    }
     int64_t nt = 0;
     for (int64_t e = qp[r]; e < qp[r + 1]; e++) {
       int32_t c = qi[e];
@@ -274,15 +287,29 @@ static int jaccard_rows(int64_t ra, int64_t rb, int64_t n, const int64_t *qp,
 
 int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn, int k1,
                         int k2, double max_dist, slr_sparse *out) {
+  slr_jaccard_opts o = {.k1 = k1, .k2 = k2, .max_dist = max_dist};
+  return slr_jaccard_compute_ex(comm, x, d, knn, &o, out);
+}
+
+int slr_jaccard_compute_ex(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
+                           const slr_jaccard_opts *o, slr_sparse *out) {
+  int k1 = o->k1, k2 = o->k2;
+  double max_dist = o->max_dist;
+  const unsigned char *rows = o->rows;
+  int power = o->power ? o->power : 1;
+  /* list entries used per row: k1, or k1 + 1 with the wider window */
+  int kw = o->window_plus_one ? k1 + 1 : k1;
   int rank, size;
   SLR_MPI(MPI_Comm_rank(comm, &rank));
   SLR_MPI(MPI_Comm_size(comm, &size));
   memset(out, 0, sizeof *out);
   int64_t n = knn->n, nrows = knn->nrows, row0 = knn->row0;
   int rc = 0;
-  if (k1 < 1 || k1 > knn->k || k1 > n)
-    rc = SLR_FAIL(SLR_ERR, "Jaccard: k1 = %d must be in 1..min(n = %lld, kNN k = %d)", k1,
-                  (long long)n, knn->k);
+  if (k1 < 1 || kw > knn->k || kw > n)
+    rc = SLR_FAIL(SLR_ERR, "Jaccard: k1 = %d must be in 1..min(n = %lld, kNN k = %d)%s", k1,
+                  (long long)n, knn->k, kw > k1 ? " - 1" : "");
+  else if (power != 1 && power != 2)
+    rc = SLR_FAIL(SLR_ERR, "Jaccard: power = %d must be 1 or 2", power);
   else if (k2 < 1 || k2 > k1)
     rc = SLR_FAIL(SLR_ERR, "Jaccard: k2 = %d must be in 1..k1 = %d", k2, k1);
   SLR_TRY(slr_agree(comm, rc));
@@ -293,9 +320,9 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
     return slr_agree(comm, SLR_FAIL(SLR_ERR, "Jaccard: kNN rows do not match the row blocks"));
   }
 
-  /* all kNN lists, the first k1 columns */
-  int32_t *all = malloc((size_t)(n * k1) * sizeof(int32_t));
-  int32_t *mine = malloc((size_t)(nrows * k1) * sizeof(int32_t) + 1);
+  /* all kNN lists, the first kw columns */
+  int32_t *all = malloc((size_t)(n * kw) * sizeof(int32_t));
+  int32_t *mine = malloc((size_t)(nrows * kw) * sizeof(int32_t) + 1);
   int *cnt = malloc((size_t)size * sizeof(int)), *dsp = malloc((size_t)size * sizeof(int));
   int64_t *vp = NULL, *gvp = NULL, *qp = NULL, *gqp = NULL, *cp = NULL;
   int32_t *gvi = NULL, *gqi = NULL, *ci = NULL, *prow = NULL, *pcol = NULL, *rk = NULL,
@@ -308,13 +335,13 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
   rc = slr_agree(comm, rc);
   if (rc) goto done;
   for (int64_t r = 0; r < nrows; r++)
-    memcpy(mine + r * k1, knn->idx + r * knn->k, (size_t)k1 * sizeof(int32_t));
+    memcpy(mine + r * kw, knn->idx + r * knn->k, (size_t)kw * sizeof(int32_t));
   for (int q = 0; q < size; q++) {
-    cnt[q] = (int)((off[q + 1] - off[q]) * k1);
-    dsp[q] = (int)(off[q] * k1);
+    cnt[q] = (int)((off[q + 1] - off[q]) * kw);
+    dsp[q] = (int)(off[q] * kw);
   }
   {
-    int mrc = MPI_Allgatherv(mine, (int)(nrows * k1), MPI_INT32_T, all, cnt, dsp, MPI_INT32_T, comm);
+    int mrc = MPI_Allgatherv(mine, (int)(nrows * kw), MPI_INT32_T, all, cnt, dsp, MPI_INT32_T, comm);
     if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "MPI_Allgatherv (kNN lists)", __FILE__, __LINE__);
   }
   rc = slr_agree(comm, rc);
@@ -322,25 +349,25 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
 
   /* k-reciprocal sets of the half size, for every row (np.around: half to even) */
   int kh = (int)rint(k1 / 2.0);
-  int wk = k1, wh = kh + 1 < k1 ? kh + 1 : k1;
+  int wk = kw, wh = kh + 1 < kw ? kh + 1 : kw;
   rh = malloc((size_t)(n * wh) * sizeof(int32_t) + 1);
   rhn = malloc((size_t)n * sizeof(int32_t) + 1);
-  rk = malloc((size_t)k1 * sizeof(int32_t));
-  eset = malloc((size_t)(k1 + k1 * wh) * sizeof(int32_t));
+  rk = malloc((size_t)kw * sizeof(int32_t));
+  eset = malloc((size_t)(kw + kw * wh) * sizeof(int32_t));
   mark = calloc((size_t)n + 1, sizeof(int32_t));
-  sortbuf = malloc((size_t)(n + k1 + k1 * wh) * sizeof(int32_t));
+  sortbuf = malloc((size_t)(n + kw + kw * wh) * sizeof(int32_t));
   vp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
   if (!rh || !rhn || !rk || !eset || !mark || !sortbuf || !vp)
     rc = SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (reciprocal sets)");
   rc = slr_agree(comm, rc);
   if (rc) goto done;
-  for (int64_t i = 0; i < n; i++) rhn[i] = k_reciprocal(all, k1, i, wh, rh + i * wh);
+  for (int64_t i = 0; i < n; i++) rhn[i] = k_reciprocal(all, kw, i, wh, rh + i * wh);
 
   /* expanded sets of my rows; V's support, weights found below */
   vp[0] = 0;
   for (int64_t r = 0; r < nrows && !rc; r++) {
     int64_t i = row0 + r;
-    int nk = k_reciprocal(all, k1, i, wk, rk);
+    int nk = k_reciprocal(all, kw, i, wk, rk);
     int ne = 0;
     for (int a = 0; a < nk; a++) eset[ne++] = rk[a];
     /* membership of R(i, k1), marked with a stamp */
@@ -400,14 +427,17 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
     for (int64_t e = 0; e < V.n; e++)
       if (isnan(V.v[e])) V.v[e] = psim[np++];
     for (int64_t r = 0; r < nrows; r++) {
-      double mx = -INFINITY, s = 0.0;
+      /* weights exp(-g) / sum, g = (2 - 2 s)^power / scale, shifted by the
+       * largest -g (the same ratios) */
+      double scale = o->scale ? (double)o->scale[r] : 1.0, mx = -INFINITY, s = 0.0;
       for (int64_t e = vp[r]; e < vp[r + 1]; e++) {
-        double neg = -(2.0 - 2.0 * (double)V.v[e]);
+        double neg = -weight_dist(V.v[e], power, scale);
         if (neg > mx) mx = neg;
       }
-      for (int64_t e = vp[r]; e < vp[r + 1]; e++) s += exp(-(2.0 - 2.0 * (double)V.v[e]) - mx);
       for (int64_t e = vp[r]; e < vp[r + 1]; e++)
-        V.v[e] = (float)(exp(-(2.0 - 2.0 * (double)V.v[e]) - mx) / s);
+        s += exp(-weight_dist(V.v[e], power, scale) - mx);
+      for (int64_t e = vp[r]; e < vp[r + 1]; e++)
+        V.v[e] = (float)(exp(-weight_dist(V.v[e], power, scale) - mx) / s);
     }
   }
 
@@ -435,7 +465,7 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
     } else {
       int64_t start = Q.n;
       for (int q = 0; q < k2 && !rc; q++) {
-        int64_t j = all[i * k1 + q];
+        int64_t j = all[i * kw + q];
         for (int64_t e = gvp[j]; e < gvp[j + 1]; e++) {
           int32_t c = gvi[e];
           if (acc[c] == 0.0) {
@@ -518,7 +548,7 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
       {
         int t = omp_get_thread_num();
         int64_t ra = nrows * t / nth, rb = nrows * (t + 1) / nth;
-        prc[t] = jaccard_rows(ra, rb, n, qp, Q.i, Q.v, cp, ci, cv, max_dist,
+        prc[t] = jaccard_rows(ra, rb, n, qp, Q.i, Q.v, cp, ci, cv, max_dist, rows,
                               t == 0 ? acc : NULL, jp, &part[t]);
         if (prc[t]) snprintf(pmsg[t], 512, "%s", slr_error_text());
       }

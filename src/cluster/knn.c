@@ -36,8 +36,10 @@ void slr_knn_free(slr_knn *knn) {
   if (!knn) return;
   free(knn->idx);
   free(knn->sim);
+  free(knn->smin);
   knn->idx = NULL;
   knn->sim = NULL;
+  knn->smin = NULL;
 }
 
 /* ---- running top-k lists --------------------------------------------------- */
@@ -48,13 +50,15 @@ static inline int worse(float v1, int32_t i1, float v2, int32_t i2) {
   return v1 < v2 || (v1 == v2 && i1 > i2);
 }
 
-int slr_topk_init(slr_topk *t, int64_t rows, int k) {
+int slr_topk_init(slr_topk *t, int64_t rows, int k, int track_min) {
   t->rows = rows;
   t->k = k;
+  t->mn = NULL;
   SLR_ALLOC(t->v, (size_t)(rows * k) * sizeof(float) + 1);
   SLR_ALLOC(t->i, (size_t)(rows * k) * sizeof(int32_t) + 1);
   SLR_ALLOC(t->cnt, (size_t)rows * sizeof(int32_t) + 1);
   SLR_ALLOC(t->thr, (size_t)rows * sizeof(float) + 1);
+  if (track_min) SLR_ALLOC(t->mn, (size_t)rows * sizeof(float) + 1);
   slr_topk_reset(t);
   return 0;
 }
@@ -63,6 +67,7 @@ void slr_topk_reset(slr_topk *t) {
   for (int64_t r = 0; r < t->rows; r++) {
     t->cnt[r] = 0;
     t->thr[r] = -INFINITY;
+    if (t->mn) t->mn[r] = INFINITY;
   }
 }
 
@@ -71,6 +76,7 @@ void slr_topk_free(slr_topk *t) {
   free(t->i);
   free(t->cnt);
   free(t->thr);
+  free(t->mn);
   memset(t, 0, sizeof *t);
 }
 
@@ -130,6 +136,15 @@ static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_t
     for (int64_t a = 0; a < m; a++) {
       const float *sa = s + a * ld;
       int64_t r = r0 + a;
+      if (rows->mn) {
+        float mn = rows->mn[r];
+        for (int64_t b = 0; b < nc; b++) mn = sa[b] < mn ? sa[b] : mn;
+        rows->mn[r] = mn;
+      }
+      if (cols->mn) {
+        float *cm = cols->mn + c0;
+        for (int64_t b = 0; b < nc; b++) cm[b] = sa[b] < cm[b] ? sa[b] : cm[b];
+      }
       for (int64_t b0 = 0; b0 < nc; b0 += 16) {
         int64_t b1 = b0 + 16 < nc ? b0 + 16 : nc;
         float t = rows->thr[r];
@@ -150,6 +165,11 @@ static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_t
     for (int64_t a = 0; a < m; a++) {
       const float *sa = s + a * ld;
       int64_t r = r0 + a;
+      if (rows->mn) {
+        float mn = rows->mn[r];
+        for (int64_t b = 0; b < nc; b++) mn = sa[b] < mn ? sa[b] : mn;
+        rows->mn[r] = mn;
+      }
       /* most chunks of 16 hold no candidate: test them without branches */
       for (int64_t b0 = 0; b0 < nc; b0 += 16) {
         int64_t b1 = b0 + 16 < nc ? b0 + 16 : nc;
@@ -167,6 +187,11 @@ static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_t
       for (int64_t b0 = 0; b0 < nc; b0 += 64) {
         int64_t b1 = b0 + 64 < nc ? b0 + 64 : nc;
         const float *thr = cols->thr + c0;
+        if (cols->mn) {
+          float *mn = cols->mn + c0;
+          for (int64_t a = 0; a < m; a++)
+            for (int64_t b = b0; b < b1; b++) mn[b] = s[a * ld + b] < mn[b] ? s[a * ld + b] : mn[b];
+        }
         for (int64_t a = 0; a < m; a++) {
           const float *sa = s + a * ld;
           int hit = 0;
@@ -280,8 +305,10 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
   float *buf = NULL, *bufa = NULL, *bufb = NULL, *pv = NULL, *rv = NULL;
   const float *cur = x;
   int32_t *pid = NULL, *rid = NULL;
-  int rc = slr_topk_init(&own, nrows, k);
-  if (!rc) rc = slr_topk_init(&part, maxrows, k);
+  int want_min = opts && opts->farthest;
+  float *pmn = NULL, *rmn = NULL;
+  int rc = slr_topk_init(&own, nrows, k, want_min);
+  if (!rc) rc = slr_topk_init(&part, maxrows, k, want_min);
   size_t blk = (size_t)(maxrows * d) * sizeof(float) + 1;
   size_t lst = (size_t)(maxrows * k) + 1;
   if (!rc) {
@@ -292,7 +319,10 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
     rv = malloc(lst * sizeof(float));
     pid = malloc(lst * sizeof(int32_t));
     rid = malloc(lst * sizeof(int32_t));
-    if (!buf || (size > 1 && !bufa) || (size / 2 > 1 && !bufb) || !pv || !rv || !pid || !rid)
+    pmn = malloc((size_t)(maxrows + nrows + 1) * sizeof(float));
+    rmn = pmn ? pmn + maxrows : NULL;
+    if (!buf || (size > 1 && !bufa) || (size / 2 > 1 && !bufb) || !pv || !rv || !pid || !rid ||
+        !pmn)
       rc = SLR_FAIL(SLR_ERR_NOMEM, "kNN: out of memory (tile %lld, block %lld x %lld)",
                     (long long)tile, (long long)maxrows, (long long)d);
   }
@@ -348,12 +378,19 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
     if (mrc == MPI_SUCCESS)
       mrc = MPI_Sendrecv(pid, (int)(ns * k), MPI_INT32_T, s, 300 + t, rid, (int)(nrows * k),
                          MPI_INT32_T, from, 300 + t, comm, MPI_STATUS_IGNORE);
+    if (mrc == MPI_SUCCESS && want_min) {
+      memcpy(pmn, part.mn, (size_t)ns * sizeof(float));
+      mrc = MPI_Sendrecv(pmn, (int)ns, MPI_FLOAT, s, 400 + t, rmn, (int)nrows, MPI_FLOAT, from,
+                         400 + t, comm, MPI_STATUS_IGNORE);
+    }
     if (mrc != MPI_SUCCESS) {
       rc = slr_error_mpi(mrc, "kNN list exchange", __FILE__, __LINE__);
       break;
     }
     (void)nfrom;
     topk_merge(&own, rv, rid);
+    if (want_min)
+      for (int64_t r = 0; r < nrows; r++) own.mn[r] = rmn[r] < own.mn[r] ? rmn[r] : own.mn[r];
   }
   rc = slr_agree(comm, rc);
   if (rc) goto done;
@@ -365,8 +402,12 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
   out->k = k;
   out->idx = malloc((size_t)(nrows * k) * sizeof(int32_t) + 1);
   out->sim = malloc((size_t)(nrows * k) * sizeof(float) + 1);
+  if (want_min) {
+    out->smin = malloc((size_t)nrows * sizeof(float) + 1);
+    if (out->smin) memcpy(out->smin, own.mn, (size_t)nrows * sizeof(float));
+  }
   slr_pair_f *tmp = malloc((size_t)k * sizeof(slr_pair_f));
-  if (!out->idx || !out->sim || !tmp) {
+  if (!out->idx || !out->sim || !tmp || (want_min && !out->smin)) {
     rc = SLR_FAIL(SLR_ERR_NOMEM, "kNN: out of memory (%lld x %d lists)", (long long)nrows, k);
   } else {
     for (int64_t r = 0; r < nrows; r++) {
@@ -396,6 +437,7 @@ done:
   free(rv);
   free(pid);
   free(rid);
+  free(pmn);
   free(off);
   return rc;
 }

@@ -16,6 +16,7 @@ typedef struct {
   int32_t *i;    /* (rows, k) */
   int32_t *cnt;  /* (rows) */
   float *thr;    /* (rows) */
+  float *mn;     /* (rows) smallest value offered, or NULL (not tracked) */
 } slr_topk;
 
 typedef struct {
@@ -23,7 +24,8 @@ typedef struct {
   int32_t i;
 } slr_pair_f;
 
-int slr_topk_init(slr_topk *t, int64_t rows, int k);
+/* `track_min`: also keep the smallest value offered to each row (mn). */
+int slr_topk_init(slr_topk *t, int64_t rows, int k, int track_min);
 void slr_topk_reset(slr_topk *t);
 void slr_topk_free(slr_topk *t);
 /* Offer candidate (v, id) to row r: kept if it beats the worst kept one

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "slr/eval.h"
 
 int slr_metric_parse(const char *name, slr_metric *out) {
@@ -22,16 +23,38 @@ int slr_metric_parse(const char *name, slr_metric *out) {
   return SLR_FAIL(SLR_ERR_USAGE, "unknown metric \"%s\" (expected euclidean or cosine)", name);
 }
 
+int slr_rerank_variant_parse(const char *name, slr_rerank_variant *out) {
+  if (strcmp(name, "jaccard") == 0) {
+    *out = SLR_RERANK_JACCARD;
+    return 0;
+  }
+  if (strcmp(name, "zhong") == 0) {
+    *out = SLR_RERANK_ZHONG;
+    return 0;
+  }
+  return SLR_FAIL(SLR_ERR_USAGE, "unknown re-ranking variant \"%s\" (expected jaccard or zhong)",
+                  name);
+}
+
+const char *slr_rerank_variant_name(slr_rerank_variant v) {
+  return v == SLR_RERANK_ZHONG ? "zhong" : "jaccard";
+}
+
 const char *slr_metric_name(slr_metric m) {
   return m == SLR_METRIC_COSINE ? "cosine" : "euclidean";
 }
 
 int slr_eval_format_json(const slr_eval_result *r, slr_metric metric, char *buf, size_t len) {
+  char rr[128] = "false";
+  if (r->rerank)
+    snprintf(rr, sizeof rr, "{\"variant\": \"%s\", \"k1\": %d, \"k2\": %d, \"lambda\": %.15g}",
+             slr_rerank_variant_name(r->rerank_variant), r->rerank_k1, r->rerank_k2,
+             r->rerank_lambda);
   int n = snprintf(buf, len,
-                   "{\n  \"metric\": \"%s\",\n  \"num_query\": %lld,\n"
+                   "{\n  \"metric\": \"%s\",\n  \"rerank\": %s,\n  \"num_query\": %lld,\n"
                    "  \"num_valid_query\": %lld,\n  \"num_gallery\": %lld,\n"
                    "  \"mAP\": %.17g,\n  \"mINP\": %.17g,\n  \"cmc\": [",
-                   slr_metric_name(metric), (long long)r->num_query, (long long)r->num_valid,
+                   slr_metric_name(metric), rr, (long long)r->num_query, (long long)r->num_valid,
                    (long long)r->num_gallery, r->map, r->minp);
   for (int k = 0; k < SLR_EVAL_MAX_RANK && n > 0 && (size_t)n < len; k++)
     n += snprintf(buf + n, len - (size_t)n, "%s%.17g", k ? ", " : "", r->cmc[k]);
@@ -52,6 +75,9 @@ void slr_eval_print(const slr_eval_result *r, FILE *out) {
 void slr_eval_opts_default(slr_eval_opts *o) {
   memset(o, 0, sizeof *o);
   o->metric = SLR_METRIC_EUCLIDEAN;
+  o->rerank_k1 = 20;
+  o->rerank_k2 = 6;
+  o->rerank_lambda = 0.3;
 }
 
 /* 1 / max(|x|, 1e-12), as torch.nn.functional.normalize */
@@ -299,6 +325,29 @@ static void count_negatives(work *w, const int64_t *gpid, int64_t ng, int64_t b0
   }
 }
 
+/* Re-ranking: row q of the block becomes (1 - lambda) jac + lambda d, jac
+ * from the pairs of query b0 + q (1 for the others). The pairs are used
+ * once, so their values are overwritten with the blended distances. */
+static void blend_block(const slr_rerank_pairs *rr, float *s, int64_t ng, int64_t b0,
+                        int64_t nb, double lambda) {
+  float lam = (float)lambda, one_lam = (float)(1.0 - lambda);
+#pragma omp parallel for schedule(static)
+  for (int64_t q = 0; q < nb; q++) {
+    float *row = s + q * ng;
+    int64_t e0 = rr->qptr[b0 + q], e1 = rr->qptr[b0 + q + 1];
+    if (rr->qinv) { /* the original distance, divided by the query's largest */
+      float f = rr->qinv[b0 + q];
+      for (int64_t j = 0; j < ng; j++) {
+        float v = row[j] * f;
+        row[j] = rr->power == 2 ? v * v : v;
+      }
+    }
+    for (int64_t e = e0; e < e1; e++) rr->jac[e] = one_lam * rr->jac[e] + lam * row[rr->g[e]];
+    for (int64_t j = 0; j < ng; j++) row[j] = one_lam + lam * row[j];
+    for (int64_t e = e0; e < e1; e++) row[rr->g[e]] = rr->jac[e];
+  }
+}
+
 static int setup(MPI_Comm comm, work *w, int rank, int64_t dim, const float *qf,
                  const int64_t *qpid, const int64_t *qcam, int64_t nq, const float *gf,
                  const int64_t *gpid, int64_t ng, int64_t B) {
@@ -388,7 +437,8 @@ static int setup(MPI_Comm comm, work *w, int rank, int64_t dim, const float *qf,
 
 static int evaluate(MPI_Comm comm, work *w, int rank, const float *qf, const float *gf,
                     const int64_t *gpid, const int64_t *gcam, int64_t ng,
-                    const slr_eval_opts *o, int64_t B, int64_t GB, slr_eval_result *res) {
+                    const slr_eval_opts *o, const slr_rerank_pairs *rr, int64_t B, int64_t GB,
+                    slr_eval_result *res) {
   int64_t dim = w->dim;
   double sum_ap = 0, sum_inp = 0;
   int64_t first_hits[SLR_EVAL_MAX_RANK] = {0}, nvalid = 0;
@@ -414,6 +464,7 @@ static int evaluate(MPI_Comm comm, work *w, int rank, const float *qf, const flo
       float *row = w->s + q * ng, qi = w->qinv[q];
       for (int64_t j = 0; j < ng; j++) row[j] = a - a * (row[j] * qi * w->ginv[j]);
     }
+    if (rr) blend_block(rr, w->s, ng, b0, nb, o->rerank_lambda);
     res->time_distance += slr_now() - t0;
     t0 = slr_now();
     SLR_TRY(collect_positives(comm, w, gcam, ng, b0, nb, &tc));
@@ -481,9 +532,28 @@ int slr_eval_market1501(MPI_Comm comm, int64_t dim, const float *qf, const int64
   SLR_MPI(MPI_Comm_rank(comm, &rank));
   SLR_MPI(MPI_Comm_size(comm, &w.size));
   int rc = setup(comm, &w, rank, dim, qf, qpid, qcam, nq, gf, gpid, ng, B);
+  slr_rerank_pairs rr = {0};
+  if (!rc && o.rerank) {
+    if (!(o.rerank_lambda >= 0.0 && o.rerank_lambda <= 1.0))
+      rc = SLR_FAIL(SLR_ERR_INPUT, "re-ranking: lambda = %g must be in [0, 1]", o.rerank_lambda);
+    double t0 = slr_now();
+    if (!rc)
+      rc = slr_rerank_pairs_compute(comm, dim, qf, nq, gf, ng, (int)o.rerank_variant,
+                                    (int)o.metric, o.rerank_k1, o.rerank_k2, &rr);
+    res->time_rerank = slr_now() - t0;
+  }
   /* every failure past setup is either the same on all ranks (computed from
    * shared data) or an MPI/memory failure, agreed below */
-  if (!rc) rc = evaluate(comm, &w, rank, qf, gf, gpid, gcam, ng, &o, B, GB, res);
+  if (!rc) rc = evaluate(comm, &w, rank, qf, gf, gpid, gcam, ng, &o, o.rerank ? &rr : NULL, B, GB,
+                         res);
+  if (!rc && o.rerank) {
+    res->rerank = 1;
+    res->rerank_variant = o.rerank_variant;
+    res->rerank_k1 = o.rerank_k1;
+    res->rerank_k2 = o.rerank_k2;
+    res->rerank_lambda = o.rerank_lambda;
+  }
+  slr_rerank_pairs_free(&rr);
   work_free(&w);
   return slr_agree(comm, rc);
 }

@@ -160,6 +160,8 @@ static const key_def KEYS[] = {
     INT("eval.every", eval.every, 0, 1e6, "10", "evaluate every n epochs (0 = only at the end)"),
     ENUM("eval.metric", eval.metric, "euclidean|cosine", "euclidean", "retrieval distance"),
     BOOL("eval.rerank", eval.rerank, "false", "k-reciprocal re-ranking at test time"),
+    ENUM("eval.rerank_variant", eval.rerank_variant, "jaccard|zhong", "jaccard",
+         "re-ranking variant: the peers' evaluators (jaccard) or their re_ranking function (zhong)"),
     INT("eval.rerank_k1", eval.rerank_k1, 1, 10000, "20", "re-ranking k1"),
     INT("eval.rerank_k2", eval.rerank_k2, 1, 10000, "6", "re-ranking k2"),
     FLT("eval.rerank_lambda", eval.rerank_lambda, 0, 1, "0.3", "re-ranking lambda"),

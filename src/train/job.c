@@ -183,6 +183,11 @@ static int evaluate(job_t *j, const char *stage, int64_t epoch) {
     slr_eval_opts o;
     slr_eval_opts_default(&o);
     slr_metric_parse(cfg->eval.metric, &o.metric);
+    o.rerank = cfg->eval.rerank;
+    slr_rerank_variant_parse(cfg->eval.rerank_variant, &o.rerank_variant);
+    o.rerank_k1 = (int)cfg->eval.rerank_k1;
+    o.rerank_k2 = (int)cfg->eval.rerank_k2;
+    o.rerank_lambda = cfg->eval.rerank_lambda;
     rc = slr_eval_market1501(j->ctx->world, j->model.feat_dim, qf, qp, qc, qn, gf, gp, gc, gn, &o,
                              &res);
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # slr evaluate: the metrics of the fixture agree on 1 and 2 ranks and with
 # the NumPy reference values stored in the fixture (checked to 4 decimals in
-# percent here; exactly in tests/mpi/test_eval.c); each bad input stops with
+# percent here; exactly in tests/mpi/test_eval.c), also with --rerank
+# (tests/mpi/test_rerank.c checks it in full); each bad input stops with
 # its message, exit code 1 (2 for usage errors), and leaves no JSON behind.
 set -u
 slr=$1
@@ -27,6 +28,31 @@ grep -q '"mINP": 0.41161591' "$tmp/m1.json" || { echo "FAIL: JSON mINP"; fail=1;
 ncmc=$(grep '"cmc"' "$tmp/m1.json" | tr ',' '\n' | wc -l)
 [ "$ncmc" = 50 ] || { echo "FAIL: JSON cmc has $ncmc entries, expected 50"; fail=1; }
 cmp -s "$tmp/m1.json" "$tmp/m2.json" || { echo "FAIL: 1 and 2 ranks differ"; diff "$tmp/m1.json" "$tmp/m2.json"; fail=1; }
+
+# ---- re-ranking ----------------------------------------------------------------
+# the reference (tools/ref/rerank_fixture.py, k1 20, k2 6, lambda 0.3, variant
+# jaccard): euclidean mAP 63.494468%, mINP 53.849463%, rank-1 60.465116%;
+# cosine mAP 64.857904%; k1 10, k2 1, lambda 0.6: mAP 56.504148%; variant
+# zhong: euclidean mAP 65.705712%
+rr=$fx/rerank_small.h5
+out1=$("$slr" evaluate --features "$rr" --rerank --json "$tmp/r1.json" 2>&1) || {
+  echo "FAIL: evaluate --rerank on 1 rank: $out1"; exit 1; }
+out2=$("$mpiexec" -n 2 "$slr" evaluate --features "$rr" --rerank --json "$tmp/r2.json" 2>&1) || {
+  echo "FAIL: evaluate --rerank on 2 ranks: $out2"; exit 1; }
+for want in "mAP       63.49%" "mINP      53.85%" "Rank-1    60.47%" \
+            "59 queries (43 with a match), 363 gallery, metric euclidean, re-ranked (jaccard, k1 20, k2 6, lambda 0.3)"; do
+  grep -qF "$want" <<<"$out1" || { echo "FAIL: --rerank output lacks '$want':"; echo "$out1"; fail=1; }
+done
+grep -q '"mAP": 0.63494467' "$tmp/r1.json" || { echo "FAIL: --rerank JSON mAP"; cat "$tmp/r1.json"; fail=1; }
+grep -q '"rerank": {"variant": "jaccard", "k1": 20, "k2": 6, "lambda": 0.3}' "$tmp/r1.json" || { echo "FAIL: --rerank JSON parameters"; fail=1; }
+cmp -s "$tmp/r1.json" "$tmp/r2.json" || { echo "FAIL: --rerank: 1 and 2 ranks differ"; diff "$tmp/r1.json" "$tmp/r2.json"; fail=1; }
+out=$("$slr" evaluate --features "$rr" --rerank --metric cosine 2>&1)
+grep -qF "mAP       64.86%" <<<"$out" || { echo "FAIL: --rerank --metric cosine: $out"; fail=1; }
+out=$("$slr" evaluate --features "$rr" --rerank --rerank-k1 10 --rerank-k2 1 --rerank-lambda 0.6 2>&1)
+grep -qF "mAP       56.50%" <<<"$out" || { echo "FAIL: --rerank k1 10 k2 1 lambda 0.6: $out"; fail=1; }
+out=$("$slr" evaluate --features "$rr" --rerank --rerank-variant zhong 2>&1)
+grep -qF "mAP       65.71%" <<<"$out" || { echo "FAIL: --rerank --rerank-variant zhong: $out"; fail=1; }
+grep -q '"rerank": false' "$tmp/m1.json" || { echo "FAIL: JSON without re-ranking lacks \"rerank\": false"; fail=1; }
 
 # ---- bad input: message, exit code, no output --------------------------------
 # (on 2 ranks the NaN of bad_nan.h5, gallery row 13, is seen by rank 1 only)
@@ -55,4 +81,8 @@ check 2 1 "bad_nomatch.h5: no query of /query/pids has a match in /gallery/pids"
 check 1 1 "no_such.h5" --features "$tmp/no_such.h5"
 check 1 2 "--features F.h5 is required"
 check 1 2 "unknown metric \"manhattan\"" --features "$fx/market_small.h5" --metric manhattan
+check 1 2 "--rerank-lambda 1.5 must be in [0, 1]" --features "$rr" --rerank --rerank-lambda 1.5
+check 1 2 "--rerank-k1 5 and --rerank-k2 6 must satisfy" --features "$rr" --rerank --rerank-k1 5
+check 1 1 "re-ranking: k1 = 9999 must be in 1..422" --features "$rr" --rerank --rerank-k1 9999
+check 1 2 "unknown re-ranking variant \"bogus\"" --features "$rr" --rerank --rerank-variant bogus
 exit $fail

@@ -74,7 +74,8 @@ static int check_knn(const float *x, int64_t n, int64_t d, int k, int tile,
   for (int q = 0; q < rank; q++) row0 += counts[q];
   int64_t nrows = counts[rank];
   slr_knn knn;
-  slr_knn_opts opts = {tile};
+  /* the farthest item too, in every other call */
+  slr_knn_opts opts = {tile, tile % 2 == 1 || tile == 64};
   int rc = slr_knn_compute(MPI_COMM_WORLD, x + row0 * d, nrows, n, d, k, &opts, &knn);
   if (rc) {
     fprintf(stderr, "%s\n", slr_error_message());
@@ -89,6 +90,11 @@ static int check_knn(const float *x, int64_t n, int64_t d, int k, int tile,
       all[j].i = (int32_t)j;
     }
     qsort(all, (size_t)n, sizeof(cand), cmp_cand);
+    if (opts.farthest)
+      ok &= knn.smin != NULL && (exact ? knn.smin[r] == (float)all[n - 1].v
+                                       : fabs(knn.smin[r] - all[n - 1].v) < 1e-5);
+    else
+      ok &= knn.smin == NULL;
     const int32_t *id = knn.idx + r * k;
     const float *sv = knn.sim + r * k;
     for (int q = 0; q < k; q++) {
@@ -153,6 +159,7 @@ static void test_blobs(void **state) {
   balanced(n, counts);
   assert_all(check_knn(x, n, d, 31, 0, counts, 0));
   assert_all(check_knn(x, n, d, 31, 33, counts, 0));
+  assert_all(check_knn(x, n, d, 31, 64, counts, 0));
   free(x);
 }
 
