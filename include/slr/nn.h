@@ -426,6 +426,20 @@ const slr_tensor *slr_model_find(const slr_model *m, const char *name);
  * ones with lr_mult 0. *groups is malloc'ed. */
 int slr_model_param_groups(const slr_model *m, slr_param_group **groups, int *ngroups);
 
+/* Time per kind of operation (forward and backward, seconds) and the
+ * multiply-adds of the forward pass (convolutions and linear layers), summed
+ * over all models since the last reset; off unless enabled. For benchmarks.
+ * Local (not thread-safe: one model at a time). */
+typedef struct {
+  const char *name;
+  double fwd_s, bwd_s;
+  double fwd_macs;
+} slr_op_profile;
+void slr_model_profile_enable(int on);
+void slr_model_profile_reset(void);
+/* Fills up to max entries, one per kind; returns their count. */
+int slr_model_profile_get(slr_op_profile *out, int max);
+
 /* ---- data-parallel training ------------------------------------------------------------
  * Every rank holds the whole model and runs its share of the global batch;
  * parameters start equal (broadcast from rank 0), gradients are averaged

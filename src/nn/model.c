@@ -37,6 +37,27 @@ struct slr_op {
   int32_t *argmax;            /* MAXPOOL (N, C, OH, OW) */
 };
 
+/* Per-kind time and multiply-adds, for benchmarks (slr_model_profile_*). */
+#define NOPKINDS 9
+static const char *op_names[NOPKINDS] = {"conv2d", "batchnorm", "ibn", "relu", "maxpool",
+                                         "add", "avgpool", "gem", "linear"};
+static int prof_on = 0;
+static double prof_fwd[NOPKINDS], prof_bwd[NOPKINDS], prof_macs[NOPKINDS];
+
+void slr_model_profile_enable(int on) { prof_on = on; }
+void slr_model_profile_reset(void) {
+  memset(prof_fwd, 0, sizeof prof_fwd);
+  memset(prof_bwd, 0, sizeof prof_bwd);
+  memset(prof_macs, 0, sizeof prof_macs);
+}
+int slr_model_profile_get(slr_op_profile *out, int max) {
+  int n = 0;
+  for (int k = 0; k < NOPKINDS && n < max; k++)
+    out[n++] = (slr_op_profile){op_names[k], prof_fwd[k], prof_bwd[k], prof_macs[k]};
+  return n;
+}
+
+
 /* ---- configuration --------------------------------------------------------------- */
 
 static const char *arch_names[] = {"resnet18", "resnet34", "resnet50", "resnet50_ibn_a"};
@@ -631,6 +652,10 @@ int slr_model_forward(slr_model *m, const float *images, int N, int training, MP
     struct slr_op *o = &m->ops[i];
     slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
     int HW = in->H * in->W;
+    double t_op = prof_on ? slr_now() : 0;
+    if (prof_on && o->kind == OP_CONV)
+      prof_macs[OP_CONV] += (double)N * out->C * out->H * out->W * in->C * o->k * o->k;
+    if (prof_on && o->kind == OP_LINEAR) prof_macs[OP_LINEAR] += (double)N * in->C * out->C;
     switch (o->kind) {
     case OP_CONV: {
       slr_conv2d_dims d = {N, in->C, in->H, in->W, out->C, o->k, o->k, o->stride, o->pad};
@@ -680,6 +705,7 @@ int slr_model_forward(slr_model *m, const float *images, int N, int training, MP
       slr_linear_forward(out->data, in->data, P + o->w, NULL, N, in->C, out->C);
       break;
     }
+    if (prof_on) prof_fwd[o->kind] += slr_now() - t_op;
   }
   return 0;
 }
@@ -725,6 +751,7 @@ int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
     float *din = o->in == 0 ? NULL : in->grad;
     zero_born(m, i, N);
     int HW = in->H * in->W;
+    double t_op = prof_on ? slr_now() : 0;
     switch (o->kind) {
     case OP_CONV: {
       slr_conv2d_dims d = {N, in->C, in->H, in->W, out->C, o->k, o->k, o->stride, o->pad};
@@ -780,6 +807,7 @@ int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
       slr_linear_backward(din, G + o->w, NULL, out->grad, in->data, P + o->w, N, in->C, out->C);
       break;
     }
+    if (prof_on) prof_bwd[o->kind] += slr_now() - t_op;
     if (m->grad_ready && o->w >= 0) SLR_TRY(m->grad_ready(m->grad_ready_ctx, o->w));
   }
   return 0;

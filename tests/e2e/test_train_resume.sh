@@ -53,12 +53,24 @@ if [ $rc -eq 0 ] && [ -f A/final.h5 ] && grep -q '"event": "labels"' A/metrics.j
 # 2. SIGKILL at random moments, then the same command again, until done
 RANDOM=7
 kills=0
-# killed at random moments, later and later (so that every start makes
-# progress however slow the machine), then left to finish
-for attempt in $(seq 1 6); do
+newest() { ls B/checkpoints 2>/dev/null | sed -n 's/^ckpt-0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -1; }
+# killed at moments chosen by progress, not by the clock (the machine may be
+# fast or loaded): first during start-up, then a little after checkpoints
+# further and further on (mid-step, mid-clustering, mid-checkpoint ...)
+for attempt in 1 2 3 4 5; do
   setsid "$mpiexec" -n 2 "$slr" train --config tiny.yaml --out B >> B.log 2>&1 &
   pid=$!
-  sleep "$(( RANDOM % (attempt + 1) )).$(( RANDOM % 7 + 3 ))$(( RANDOM % 10 ))"
+  if [ $attempt = 1 ]; then
+    sleep "$(printf '0.%03d' $(( RANDOM % 150 + 50 )))"
+  else
+    target=$(( 3 * attempt - 3 + RANDOM % 3 ))
+    for _ in $(seq 3000); do
+      p=$(newest); [ -n "$p" ] && [ "$p" -ge "$target" ] && break
+      kill -0 $pid 2>/dev/null || break
+      sleep 0.01
+    done
+    sleep "$(printf '0.%03d' $(( RANDOM % 40 )))"
+  fi
   if kill -0 $pid 2>/dev/null; then
     # the ranks first (mpiexec starts them in process groups of their own),
     # then mpiexec: nothing of the killed run may go on writing

@@ -3,7 +3,12 @@
  * or of an evaluation forward pass, with the peak resident memory.
  * Built and run by tools/bench/train_step.sh.
  *
- * nn_step train|infer ARCH BATCH H W ITERS [LAST_STRIDE] [THREADS] */
+ * nn_step train|infer ARCH BATCH H W ITERS [LAST_STRIDE] [THREADS]
+ *
+ * With SLR_PROFILE=1 it also prints the time per kind of operation, the
+ * convolutions' GFLOP/s, and their fraction of the sgemm rate measured in the
+ * same run (2048^3, the same threads). */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +50,14 @@ int main(int argc, char **argv) {
   int ng;
   slr_model_param_groups(&m, &groups, &ng);
   double t_fwd = 0, t_bwd = 0, t0 = 0;
+  const int profile = getenv("SLR_PROFILE") && atoi(getenv("SLR_PROFILE"));
   for (int it = -1; it < iters; it++) { /* iteration -1 warms up */
     double a = slr_now();
-    if (it == 0) t0 = a;
+    if (it == 0) {
+      t0 = a;
+      slr_model_profile_reset();
+      slr_model_profile_enable(profile);
+    }
     if (slr_model_forward(&m, x, B, train, MPI_COMM_NULL)) return 1;
     double b = slr_now();
     if (train) {
@@ -65,6 +75,34 @@ int main(int argc, char **argv) {
          "per iteration), activations %.0f MiB, peak RSS %.0f MiB\n",
          argv[1], argv[2], B, H, W, slr_threads_get(), (double)B * iters / dt, t_fwd / iters,
          t_bwd / iters, slr_model_activation_bytes(&m) / 1048576.0, slr_peak_rss() / 1048576.0);
+  if (profile) {
+    slr_op_profile pr[16];
+    int np = slr_model_profile_get(pr, 16);
+    double conv_s = 0, conv_macs = 0, total = 0;
+    for (int k = 0; k < np; k++) total += pr[k].fwd_s + pr[k].bwd_s;
+    printf("per iteration, by kind of operation (forward / backward, ms, share of the step):\n");
+    for (int k = 0; k < np; k++) {
+      if (pr[k].fwd_s + pr[k].bwd_s == 0) continue;
+      printf("  %-10s %9.1f %9.1f  %5.1f%%\n", pr[k].name, 1e3 * pr[k].fwd_s / iters,
+             1e3 * pr[k].bwd_s / iters, 100 * (pr[k].fwd_s + pr[k].bwd_s) / total);
+      if (!strcmp(pr[k].name, "conv2d")) conv_s = pr[k].fwd_s + pr[k].bwd_s, conv_macs = pr[k].fwd_macs;
+    }
+    /* backward of a convolution costs twice its forward (input and weight gradients) */
+    double conv_flop = 2.0 * conv_macs * (train ? 3.0 : 1.0);
+    int n = 2048;
+    float *A = malloc(sizeof(float) * n * n), *Bm = malloc(sizeof(float) * n * n),
+          *C = malloc(sizeof(float) * n * n);
+    for (int64_t i = 0; i < (int64_t)n * n; i++) A[i] = Bm[i] = 1e-3f * (float)(i % 97);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, A, n, Bm, n, 0, C, n);
+    double s0 = slr_now();
+    for (int rep = 0; rep < 3; rep++)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, A, n, Bm, n, 0, C, n);
+    double gemm = 3 * 2.0 * n * (double)n * n / (slr_now() - s0);
+    double conv = conv_flop / conv_s;
+    printf("convolutions: %.1f GFLOP/s; sgemm 2048^3 in this run: %.1f GFLOP/s (core %s); "
+           "fraction %.2f\n", conv / 1e9, gemm / 1e9, openblas_get_corename(), conv / gemm);
+    free(A), free(Bm), free(C);
+  }
   slr_model_free(&m);
   MPI_Finalize();
   return 0;
