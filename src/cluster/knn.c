@@ -123,6 +123,12 @@ void slr_topk_push(slr_topk *t, int64_t r, float v, int32_t id) {
   t->thr[r] = hv[0];
 }
 
+/* The smallest of mn and v[0..n). */
+static inline float min_of(float mn, const float *v, int64_t n) {
+  for (int64_t b = 0; b < n; b++) mn = v[b] < mn ? v[b] : mn;
+  return mn;
+}
+
 /* Candidates of the tile s (m x nc, leading dimension ld) whose rows are
  * rows r0.. of `rows` with global indices g_row0.. and whose columns are
  * global indices g_col0..; when `cols` is not NULL each column also gets
@@ -136,11 +142,7 @@ static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_t
     for (int64_t a = 0; a < m; a++) {
       const float *sa = s + a * ld;
       int64_t r = r0 + a;
-      if (rows->mn) {
-        float mn = rows->mn[r];
-        for (int64_t b = 0; b < nc; b++) mn = sa[b] < mn ? sa[b] : mn;
-        rows->mn[r] = mn;
-      }
+      if (rows->mn) rows->mn[r] = min_of(rows->mn[r], sa, nc);
       if (cols->mn) {
         float *cm = cols->mn + c0;
         for (int64_t b = 0; b < nc; b++) cm[b] = sa[b] < cm[b] ? sa[b] : cm[b];
@@ -165,11 +167,7 @@ static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_t
     for (int64_t a = 0; a < m; a++) {
       const float *sa = s + a * ld;
       int64_t r = r0 + a;
-      if (rows->mn) {
-        float mn = rows->mn[r];
-        for (int64_t b = 0; b < nc; b++) mn = sa[b] < mn ? sa[b] : mn;
-        rows->mn[r] = mn;
-      }
+      if (rows->mn) rows->mn[r] = min_of(rows->mn[r], sa, nc);
       /* most chunks of 16 hold no candidate: test them without branches */
       for (int64_t b0 = 0; b0 < nc; b0 += 16) {
         int64_t b1 = b0 + 16 < nc ? b0 + 16 : nc;
