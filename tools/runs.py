@@ -86,7 +86,11 @@ def summarize(run):
 
 
 def pct(x):
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def num(x):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
 def cmd_table(args):
@@ -98,7 +102,7 @@ def cmd_table(args):
     print(f"|{'-' * 26}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 12}|{'-' * 10}|")
     for n, s in zip(names, rows):
         print(f"| {n:<24} | {pct(s['mAP']):>6} | {pct(s['rank1']):>6} | {pct(s['mINP']):>6} | "
-              f"{s['ari_dbscan']:>10.3f} | {s['ari_refined']:>8.3f} |")
+              f"{num(s['ari_dbscan']):>10} | {num(s['ari_refined']):>8} |")
 
 
 def plot_runs(series, out, title):
