@@ -563,6 +563,7 @@ int slr_jaccard_compute_ex(MPI_Comm comm, const float *x, int64_t d, const slr_k
       jp[0] = 0;
       for (int64_t r = 0; r < nrows; r++) jp[r + 1] += jp[r];
       for (int t = 0; t < nth; t++) {
+        if (part[t].n == 0) continue; /* (an empty part may hold no buffer) */
         memcpy(J.i + J.n, part[t].i, (size_t)part[t].n * sizeof(int32_t));
         memcpy(J.v + J.n, part[t].v, (size_t)part[t].n * sizeof(float));
         J.n += part[t].n;
