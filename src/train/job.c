@@ -379,19 +379,26 @@ static int adapt_step(job_t *j, const float *x, const int64_t *idx, int64_t n, i
   SLR_TRY(gather_batch(j, j->feat_n, n, B, D, j->gfeat));
   SLR_MPI(MPI_Allgatherv(lab, (int)n, MPI_INT32_T, j->glab, j->lcounts, j->ldispls, MPI_INT32_T,
                          j->ctx->world));
+  /* the steps below can fail on one rank only (memory): agreed before the
+   * next collective */
+  int rc = 0;
   if (B * j->K > j->gprobs_cap) {
     free(j->gprobs);
     j->gprobs = malloc(sizeof(float) * (size_t)(B * j->K));
     j->gprobs_cap = j->gprobs ? B * j->K : 0;
-    if (!j->gprobs) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory for %lld clusters", (long long)j->K);
+    if (!j->gprobs) rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory for %lld clusters", (long long)j->K);
   }
-  float temp = (float)cfg->train.adapt.temperature;
-  float l = slr_cmloss_forward(j->gprobs, j->gfeat, j->memory, j->glab, (int)B, D, (int)j->K, temp);
-  memset(j->gdfeat, 0, sizeof(float) * (size_t)B * D);
-  SLR_TRY(slr_cmloss_backward(j->gdfeat, j->gprobs, j->memory, j->glab, (int)B, D, (int)j->K, temp,
-                              1.0f));
-  if (cfg->refine.soft_weight > 0 && j->has_prev) {
-    if (!j->soft_ready) SLR_TRY(build_soft_map(j));
+  float temp = (float)cfg->train.adapt.temperature, l = 0;
+  if (!rc) {
+    l = slr_cmloss_forward(j->gprobs, j->gfeat, j->memory, j->glab, (int)B, D, (int)j->K, temp);
+    memset(j->gdfeat, 0, sizeof(float) * (size_t)B * D);
+    rc = slr_cmloss_backward(j->gdfeat, j->gprobs, j->memory, j->glab, (int)B, D, (int)j->K, temp,
+                             1.0f);
+  }
+  const int soft = cfg->refine.soft_weight > 0 && j->has_prev;
+  if (!rc && soft && !j->soft_ready) rc = build_soft_map(j);
+  SLR_TRY(slr_agree(j->ctx->world, rc));
+  if (soft) {
     int64_t nidx = n;
     SLR_MPI(MPI_Allgatherv(idx, (int)nidx, MPI_INT64_T, j->gidx, j->lcounts, j->ldispls,
                            MPI_INT64_T, j->ctx->world));
@@ -545,9 +552,10 @@ static int run_stage(job_t *j, int si) {
     if (stage == STAGE_ADAPT && j->step == 0) SLR_TRY(adapt_labels(j, e));
     const int32_t *pids = stage == STAGE_PRETRAIN ? train->pids : j->y_refined;
     slr_id_sampler sampler;
-    SLR_TRY(slr_id_sampler_init(&sampler, pids, train->camids, train->n, (int)(B / Kin), (int)Kin));
+    int rc = slr_id_sampler_init(&sampler, pids, train->camids, train->n, (int)(B / Kin), (int)Kin);
+    SLR_TRY(slr_agree(j->ctx->world, rc));
     slr_loader *loader = NULL;
-    int rc = slr_loader_create(&loader, bt, &sampler, (uint64_t)cfg->run.seed + (uint64_t)stage * 1000003u,
+    rc = slr_loader_create(&loader, bt, &sampler, (uint64_t)cfg->run.seed + (uint64_t)stage * 1000003u,
                                j->ctx->rank, j->ctx->size, cfg->data.workers, cfg->data.prefetch);
     rc = slr_agree(j->ctx->world, rc);
     if (rc) {
