@@ -117,6 +117,8 @@ typedef struct {
   int64_t every_steps; /* 0: only at the end of each epoch */
   char resume[SLR_CFG_NAME]; /* auto | never */
   int64_t keep;
+  int64_t labels_every; /* RUN/labels/epoch-NNN.h5 every n adaptation epochs, 0 = never */
+  int labels_features;  /* with the epoch's features */
 } slr_checkpoint_cfg;
 
 typedef struct {

@@ -232,6 +232,36 @@ int slr_cmloss_backward(float *dfeat, const float *probs, const float *memory,
 void slr_cmloss_update(float *memory, const float *feat, const int32_t *labels, int N, int D,
                        float mom, int hard);
 
+/* The soft-target term of the cluster-memory loss: probs (N, K) from
+ * slr_cmloss_forward, targets (N, K) rows that sum to 1 (a row of zeros
+ * takes no part). Returns weight / denom * sum over the rows of
+ * CE(targets_n, probs_n), and adds its gradient
+ * weight / (denom temp) * (probs - targets) memory to dfeat (N, D). Fails
+ * only when out of memory. Local. */
+int slr_cmloss_soft(float *dfeat, double *loss, const float *probs, const float *memory,
+                    const float *targets, int N, int D, int K, float temp, float weight,
+                    int64_t denom);
+
+/* The cluster memory: one L2-normalised row per cluster. */
+typedef struct {
+  int64_t K; /* clusters */
+  int D;     /* feature dimension */
+  float *rows; /* (K, D) */
+} slr_cmemory;
+
+/* Allocate K rows of D zeros. Local. */
+int slr_cmemory_init(slr_cmemory *m, int64_t K, int D);
+/* The L2-normalised centroids of the clusters 0..K-1 of row-sharded
+ * features: feat (n, D) and labels (n) of this rank's rows, labels < 0
+ * skipped; sums in double, all-reduced. A cluster without a member is an
+ * error. Collective on comm. */
+int slr_cmemory_init_centroids(slr_cmemory *m, MPI_Comm comm, const float *feat,
+                               const int32_t *labels, int64_t n, int64_t K, int D);
+/* slr_cmloss_update on the memory's rows. Local. */
+void slr_cmemory_update(slr_cmemory *m, const float *feat, const int32_t *labels, int N, float mom,
+                        int hard);
+void slr_cmemory_free(slr_cmemory *m);
+
 /* ---- optimizers ----------------------------------------------------------------- */
 
 /* A contiguous range of the parameter buffer with its own multipliers of

@@ -81,6 +81,49 @@ void slr_refine_result_free(slr_refine_result *r);
 int slr_refine(MPI_Comm comm, const slr_refine_params *p, int64_t row0, int64_t n,
                const int32_t *y_prev, const int32_t *y_cur, slr_refine_result *out);
 
+/* ---- soft labels and the soft targets of training ---------------------------- */
+
+/* The projection P of the IoU matrix C (K_prev x K_cur): rows normalised to
+ * sum 1 (a row of zeros stays zero). *proj is allocated. Local. */
+int slr_refine_projection(const slr_csr *iou, slr_csr *proj);
+
+/* The soft label of a (previous, current) label pair, the one formula of
+ * the SLR step: s = alpha e_cur + (1 - alpha) P[prev], with e_cur zero for
+ * a current outlier (cur < 0) and P[prev] zero for a previous outlier
+ * (prev < 0) or when proj is NULL (no previous labels). Writes the nonzero
+ * entries in ascending column order into cols and vals (room for the
+ * entries of P[prev] plus one) and returns their count. Local. */
+int64_t slr_refine_soft_label(double alpha, const slr_csr *proj, int64_t prev, int64_t cur,
+                              int32_t *cols, double *vals);
+
+/* The soft targets of the training loss: each sample's soft label over the
+ * current clusters, carried to the clusters of the memory (the refined
+ * clusters, or the current ones) by the share of each current cluster that
+ * went to each memory cluster, and normalised to sum 1. Built from the
+ * whole label vectors, which every rank holds. */
+typedef struct {
+  double alpha;
+  int64_t n, k_mem;           /* samples; clusters of the memory */
+  const int32_t *y_prev;      /* (n) or NULL: not owned */
+  const int32_t *y_cur;       /* (n): not owned */
+  slr_csr proj;               /* K_prev x K_cur */
+  slr_csr carry;              /* K_cur x k_mem */
+  int32_t *cols;              /* scratch for one soft label */
+  double *vals;
+} slr_soft_targets;
+
+/* y_prev NULL: no previous labels (the target is the current cluster's
+ * carry). y_mem: the labels that index the memory (refined or current).
+ * iou: the IoU matrix of this epoch's refinement (ignored without y_prev).
+ * Local. */
+int slr_soft_targets_init(slr_soft_targets *st, double alpha, const slr_csr *iou, int64_t n,
+                          const int32_t *y_prev, const int32_t *y_cur, const int32_t *y_mem,
+                          int64_t k_mem);
+/* The target of sample i (0 <= i < n) into t (k_mem floats); returns 1, or
+ * 0 (t all zero) when the sample has no soft label. Local. */
+int slr_soft_targets_row(slr_soft_targets *st, int64_t i, float *t);
+void slr_soft_targets_free(slr_soft_targets *st);
+
 #ifdef __cplusplus
 }
 #endif

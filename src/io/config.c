@@ -156,6 +156,10 @@ static const key_def KEYS[] = {
     ENUM("checkpoint.resume", checkpoint.resume, "auto|never", "auto",
          "auto: continue from the newest complete checkpoint in the run folder"),
     INT("checkpoint.keep", checkpoint.keep, 1, 1e6, "2", "checkpoints kept"),
+    INT("checkpoint.labels_every", checkpoint.labels_every, 0, 1e6, "1",
+        "write RUN/labels/epoch-NNN.h5 every n adaptation epochs (0 = never)"),
+    BOOL("checkpoint.labels_features", checkpoint.labels_features, "true",
+         "the labels files also hold the epoch's features"),
 
     INT("eval.every", eval.every, 0, 1e6, "10", "evaluate every n epochs (0 = only at the end)"),
     ENUM("eval.metric", eval.metric, "euclidean|cosine", "euclidean", "retrieval distance"),
