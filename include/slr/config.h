@@ -111,6 +111,13 @@ typedef struct {
   double threshold;
   int reclaim_outliers;
   double soft_weight; /* weight of the soft-label loss term, 0 = off */
+  char distance[SLR_CFG_NAME];       /* euclidean | cosine | jensen_shannon | hellinger */
+  char threshold_mode[SLR_CFG_NAME]; /* absolute | alpha */
+  char alpha_schedule[SLR_CFG_NAME]; /* constant | linear */
+  double alpha_end;                  /* linear schedule: alpha at the last epoch */
+  char previous[SLR_CFG_NAME];       /* dbscan | refined */
+  char projection[SLR_CFG_NAME];     /* row | iou | transition */
+  char memory[SLR_CFG_NAME];         /* refined | dbscan */
 } slr_refine_cfg;
 
 typedef struct {
