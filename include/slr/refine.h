@@ -154,10 +154,6 @@ int slr_refine(MPI_Comm comm, const slr_refine_params *p, int64_t row0, int64_t 
 
 /* ---- soft labels and the soft targets of training ---------------------------- */
 
-/* The projection P of the IoU matrix C (K_prev x K_cur): rows normalised to
- * sum 1 (a row of zeros stays zero). *proj is allocated. Local. */
-int slr_refine_projection(const slr_csr *iou, slr_csr *proj);
-
 /* The soft label of a (previous, current) label pair, the one formula of
  * the SLR step: s = alpha e_cur + (1 - alpha) P[prev], with e_cur zero for
  * a current outlier (cur < 0) and P[prev] zero for a previous outlier
@@ -177,7 +173,7 @@ typedef struct {
   int64_t n, k_mem;           /* samples; clusters of the memory */
   const int32_t *y_prev;      /* (n) or NULL: not owned */
   const int32_t *y_cur;       /* (n): not owned */
-  slr_csr proj;               /* K_prev x K_cur */
+  const slr_csr *proj;        /* K_prev x K_cur, the refinement's projection: not owned */
   slr_csr carry;              /* K_cur x k_mem */
   int32_t *cols;              /* scratch for one soft label */
   double *vals;
@@ -185,9 +181,9 @@ typedef struct {
 
 /* y_prev NULL: no previous labels (the target is the current cluster's
  * carry). y_mem: the labels that index the memory (refined or current).
- * iou: the IoU matrix of this epoch's refinement (ignored without y_prev).
- * Local. */
-int slr_soft_targets_init(slr_soft_targets *st, double alpha, const slr_csr *iou, int64_t n,
+ * proj: the projection of this epoch's refinement (slr_refine_result.proj,
+ * ignored without y_prev), kept by the caller while st lives. Local. */
+int slr_soft_targets_init(slr_soft_targets *st, double alpha, const slr_csr *proj, int64_t n,
                           const int32_t *y_prev, const int32_t *y_cur, const int32_t *y_mem,
                           int64_t k_mem);
 /* The target of sample i (0 <= i < n) into t (k_mem floats); returns 1, or

@@ -338,45 +338,22 @@ static int build_projection(const slr_refine_params *p, const pair_t *pairs, int
   return 0;
 }
 
-/* The soft vector of each pair, alpha e_cur + (1 - alpha) P[prev], as
- * sorted sparse rows (zeros dropped). */
+/* The soft vector of each pair (slr_refine_soft_label), as sorted sparse
+ * rows (zeros dropped). */
 static int build_soft(const pair_t *pairs, int64_t m, int has_prev, double alpha,
                       const proj_t *pr, slr_csr *S) {
-  const slr_csr *C = pr->C;
+  const slr_csr *P = pr->P;
   int64_t nnz = 0;
   for (int64_t i = 0; i < m; i++) {
     int64_t c = 0;
-    if (has_prev && pairs[i].prev >= 0) c = C->indptr[pairs[i].prev + 1] - C->indptr[pairs[i].prev];
+    if (has_prev && pairs[i].prev >= 0) c = P->indptr[pairs[i].prev + 1] - P->indptr[pairs[i].prev];
     nnz += c + (pairs[i].cur >= 0); /* the current label may be among the columns */
   }
-  SLR_TRY(csr_alloc(S, m, C->ncols, nnz));
+  SLR_TRY(csr_alloc(S, m, P->ncols, nnz));
   int64_t e = 0;
   for (int64_t i = 0; i < m; i++) {
-    const int64_t a = pairs[i].prev, b = pairs[i].cur;
-    int placed = b < 0 || alpha == 0.0;
-    if (has_prev && a >= 0) {
-      const double den = pr->den[a];
-      for (int64_t t = C->indptr[a]; t < C->indptr[a + 1]; t++) {
-        const int32_t col = C->indices[t];
-        if (!placed && b < col) {
-          S->indices[e] = (int32_t)b;
-          S->values[e++] = alpha;
-          placed = 1;
-        }
-        double v = den > 0 ? (1.0 - alpha) * pr->num[t] / den : 0.0;
-        if (col == b) {
-          v += alpha;
-          placed = 1;
-        }
-        if (v == 0.0) continue;
-        S->indices[e] = col;
-        S->values[e++] = v;
-      }
-    }
-    if (!placed && alpha > 0) {
-      S->indices[e] = (int32_t)b;
-      S->values[e++] = alpha;
-    }
+    e += slr_refine_soft_label(alpha, has_prev ? P : NULL, pairs[i].prev, pairs[i].cur,
+                               S->indices + e, S->values + e);
     S->indptr[i + 1] = e;
   }
   return 0;

@@ -1,35 +1,11 @@
 /* Soft labels, the one formula of the SLR step (s = alpha e_cur + (1 -
- * alpha) P[prev]), and the soft targets that training takes from them: the
- * soft label over the current clusters carried to the clusters of the
- * memory. */
+ * alpha) P[prev]), used by slr_refine and by the soft targets that
+ * training takes from them: the soft label over the current clusters
+ * carried to the clusters of the memory. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "slr/refine.h"
-
-int slr_refine_projection(const slr_csr *iou, slr_csr *proj) {
-  memset(proj, 0, sizeof *proj);
-  const int64_t nnz = slr_csr_nnz(iou);
-  proj->nrows = iou->nrows;
-  proj->ncols = iou->ncols;
-  proj->indptr = calloc((size_t)iou->nrows + 1, sizeof(int64_t));
-  proj->indices = malloc(sizeof(int32_t) * (size_t)(nnz > 0 ? nnz : 1));
-  proj->values = malloc(sizeof(double) * (size_t)(nnz > 0 ? nnz : 1));
-  if (!proj->indptr || !proj->indices || !proj->values) {
-    slr_csr_free(proj);
-    return SLR_FAIL(SLR_ERR_NOMEM, "out of memory for the projection");
-  }
-  for (int64_t r = 0; r < iou->nrows; r++) {
-    double sum = 0;
-    for (int64_t t = iou->indptr[r]; t < iou->indptr[r + 1]; t++) sum += iou->values[t];
-    for (int64_t t = iou->indptr[r]; t < iou->indptr[r + 1]; t++) {
-      proj->indices[t] = iou->indices[t];
-      proj->values[t] = sum > 0 ? iou->values[t] / sum : 0.0;
-    }
-    proj->indptr[r + 1] = iou->indptr[r + 1];
-  }
-  return 0;
-}
 
 int64_t slr_refine_soft_label(double alpha, const slr_csr *proj, int64_t prev, int64_t cur,
                               int32_t *cols, double *vals) {
@@ -113,7 +89,7 @@ static int build_carry(slr_soft_targets *st, int64_t k_cur, const int32_t *y_mem
   return rc;
 }
 
-int slr_soft_targets_init(slr_soft_targets *st, double alpha, const slr_csr *iou, int64_t n,
+int slr_soft_targets_init(slr_soft_targets *st, double alpha, const slr_csr *proj, int64_t n,
                           const int32_t *y_prev, const int32_t *y_cur, const int32_t *y_mem,
                           int64_t k_mem) {
   memset(st, 0, sizeof *st);
@@ -126,12 +102,12 @@ int slr_soft_targets_init(slr_soft_targets *st, double alpha, const slr_csr *iou
   for (int64_t i = 0; i < n; i++)
     if (y_cur[i] + 1 > k_cur) k_cur = y_cur[i] + 1;
   int rc = 0;
-  if (y_prev) rc = slr_refine_projection(iou, &st->proj);
-  if (!rc) rc = build_carry(st, k_cur, y_mem);
+  st->proj = y_prev ? proj : NULL;
+  rc = build_carry(st, k_cur, y_mem);
   int64_t width = 1;
-  for (int64_t r = 0; !rc && r < st->proj.nrows; r++)
-    if (st->proj.indptr[r + 1] - st->proj.indptr[r] + 1 > width)
-      width = st->proj.indptr[r + 1] - st->proj.indptr[r] + 1;
+  for (int64_t r = 0; !rc && st->proj && r < st->proj->nrows; r++)
+    if (st->proj->indptr[r + 1] - st->proj->indptr[r] + 1 > width)
+      width = st->proj->indptr[r + 1] - st->proj->indptr[r] + 1;
   if (!rc) {
     st->cols = malloc(sizeof(int32_t) * (size_t)width);
     st->vals = malloc(sizeof(double) * (size_t)width);
@@ -146,7 +122,7 @@ int slr_soft_targets_row(slr_soft_targets *st, int64_t i, float *t) {
   if (i < 0 || i >= st->n) return 0;
   const int64_t a = st->y_prev ? st->y_prev[i] : -1, b = st->y_cur[i];
   const int64_t len =
-      slr_refine_soft_label(st->alpha, st->y_prev ? &st->proj : NULL, a, b, st->cols, st->vals);
+      slr_refine_soft_label(st->alpha, st->proj, a, b, st->cols, st->vals);
   double total = 0;
   const slr_csr *c = &st->carry;
   for (int64_t e = 0; e < len; e++) {
@@ -167,7 +143,6 @@ int slr_soft_targets_row(slr_soft_targets *st, int64_t i, float *t) {
 }
 
 void slr_soft_targets_free(slr_soft_targets *st) {
-  slr_csr_free(&st->proj);
   slr_csr_free(&st->carry);
   free(st->cols);
   free(st->vals);

@@ -30,26 +30,13 @@ int tr_labels_init(tr_labels *l, int64_t n) {
 void tr_labels_free(tr_labels *l) {
   free(l->y_prev), free(l->y_dbscan), free(l->y_refined);
   slr_cmemory_free(&l->memory);
-  slr_csr_free(&l->iou);
+  slr_csr_free(&l->proj);
   slr_soft_targets_free(&l->soft);
   memset(l, 0, sizeof *l);
 }
 
-const int32_t *tr_labels_train(const tr_labels *l, const slr_config *cfg) {
-  (void)cfg;
-  return l->y_refined;
-}
-
-/* The SLR parameters of an epoch. Local. */
-static int refine_params(const slr_config *cfg, int64_t epoch, slr_refine_params *rp) {
-  (void)epoch;
-  memset(rp, 0, sizeof *rp);
-  SLR_TRY(slr_refine_mode_parse(cfg->refine.mode, &rp->mode));
-  SLR_TRY(slr_linkage_parse(cfg->refine.linkage, &rp->linkage));
-  rp->alpha = cfg->refine.alpha;
-  rp->threshold = cfg->refine.threshold;
-  rp->reclaim_outliers = cfg->refine.reclaim_outliers;
-  return 0;
+const int32_t *tr_labels_train(const tr_labels *l, const slr_refine_params *rp) {
+  return rp->memory == SLR_MEMORY_DBSCAN ? l->y_dbscan : l->y_refined;
 }
 
 /* The epoch's pseudo labels: DBSCAN on the Jaccard distances. Collective. */
@@ -70,8 +57,9 @@ static int pseudo_labels(tr_job *j, const float *feat, int64_t count, double *se
 static int refine_labels(tr_job *j, int64_t epoch, int64_t first, int64_t count,
                          slr_refine_result *ref, double *seconds) {
   tr_labels *l = &j->labels;
-  slr_refine_params rp;
-  SLR_TRY(slr_agree(j->ctx->world, refine_params(j->cfg, epoch, &rp)));
+  slr_refine_params rp = j->refine;
+  rp.alpha = slr_refine_alpha_at(&j->refine, epoch, j->cfg->train.adapt.epochs);
+  l->alpha = rp.alpha;
   const double t0 = slr_now();
   const int32_t *prev = l->has_prev ? l->y_prev + first : NULL;
   SLR_TRY(slr_refine(j->ctx->world, &rp, first, count, prev, l->y_dbscan + first, ref));
@@ -85,9 +73,9 @@ static int refine_labels(tr_job *j, int64_t epoch, int64_t first, int64_t count,
   }
   SLR_MPI(MPI_Allgatherv(ref->labels, (int)count, MPI_INT32_T, l->y_refined, s->gcounts,
                          s->gdispls, MPI_INT32_T, j->ctx->world));
-  slr_csr_free(&l->iou);
-  l->iou = ref->iou;
-  memset(&ref->iou, 0, sizeof ref->iou);
+  slr_csr_free(&l->proj);
+  l->proj = ref->proj;
+  memset(&ref->proj, 0, sizeof ref->proj);
   slr_soft_targets_free(&l->soft);
   l->soft_ready = 0;
   return 0;
@@ -96,7 +84,7 @@ static int refine_labels(tr_job *j, int64_t epoch, int64_t first, int64_t count,
 /* The memory: centroids of the training clusters. Collective. */
 static int build_memory(tr_job *j, int64_t epoch, const float *feat, int64_t first, int64_t count) {
   tr_labels *l = &j->labels;
-  const int32_t *y = tr_labels_train(l, j->cfg);
+  const int32_t *y = tr_labels_train(l, &j->refine);
   int64_t k = 0;
   for (int64_t i = 0; i < l->n; i++)
     if (y[i] + 1 > k) k = y[i] + 1;
@@ -111,15 +99,49 @@ static int build_memory(tr_job *j, int64_t epoch, const float *feat, int64_t fir
   return 0;
 }
 
-/* Label quality against the true identities, logged. Collective. */
+/* The share of a cluster's members that counts in splits and merges. */
+#define TRANSITION_SHARE 0.2
+
+static void json_diagnostics(slr_json *js, const slr_refine_diagnostics *d) {
+  slr_json_object_begin(js, "refinement");
+  slr_json_int(js, "moved", d->moved);
+  slr_json_int(js, "reclaimed", d->reclaimed);
+  slr_json_int(js, "reclaimed_right", d->reclaimed_right);
+  slr_json_num(js, "reclaimed_precision", d->reclaimed_precision);
+  slr_json_int(js, "dropped", d->dropped);
+  slr_json_int(js, "reassigned", d->reassigned);
+  slr_json_int(js, "pairs_joined", d->pairs_joined);
+  slr_json_num(js, "join_precision", d->join_precision);
+  slr_json_int(js, "pairs_separated", d->pairs_separated);
+  slr_json_num(js, "separate_precision", d->separate_precision);
+  slr_json_object_end(js);
+  if (!d->has_prev) return;
+  slr_json_object_begin(js, "transition");
+  slr_json_int(js, "clusters_prev", d->transition.clusters_prev);
+  slr_json_int(js, "clusters_cur", d->transition.clusters_cur);
+  slr_json_int(js, "splits", d->transition.splits);
+  slr_json_int(js, "merges", d->transition.merges);
+  slr_json_num(js, "share", d->transition.share);
+  slr_json_num(js, "nmi", d->transition.nmi);
+  slr_json_object_end(js);
+}
+
+/* Label quality and what refinement changed, against the true identities;
+ * prev_refined: the previous epoch's refined labels of the local rows, or
+ * NULL. Logged. Collective. */
 static int diagnose(tr_job *j, int64_t epoch, int64_t first, int64_t count,
-                    const slr_refine_result *ref, double t_cluster, double t_refine) {
+                    const slr_refine_result *ref, const int32_t *prev_refined, double t_cluster,
+                    double t_refine) {
   tr_labels *l = &j->labels;
   const slr_config *cfg = j->cfg;
   const int32_t *truth = j->data.target.split[SLR_TRAIN].pids + first;
+  slr_refine_diagnostics dg;
   SLR_TRY(slr_label_quality_compute(j->ctx->world, count, l->y_dbscan + first, truth, &l->q_dbscan));
   SLR_TRY(slr_label_quality_compute(j->ctx->world, count, l->y_refined + first, truth,
                                     &l->q_refined));
+  SLR_TRY(slr_refine_diagnostics_compute(j->ctx->world, count, l->y_dbscan + first,
+                                         l->y_refined + first, prev_refined, truth,
+                                         TRANSITION_SHARE, &dg));
   l->have_quality = 1;
   const slr_label_quality *qd = &l->q_dbscan, *qr = &l->q_refined;
   slr_info("adapt epoch %lld: DBSCAN %lld clusters, %lld outliers (ARI %.3f); %s %lld clusters, "
@@ -135,6 +157,8 @@ static int diagnose(tr_job *j, int64_t epoch, int64_t first, int64_t count,
   slr_json_int(&js, "memory_clusters", l->k);
   tr_json_quality(&js, "dbscan", qd);
   tr_json_quality(&js, "refined", qr);
+  slr_json_num(&js, "alpha", l->alpha);
+  json_diagnostics(&js, &dg);
   slr_json_num(&js, "t_cluster", t_cluster);
   slr_json_num(&js, "t_refine", t_refine);
   slr_json_object_end(&js);
@@ -142,10 +166,10 @@ static int diagnose(tr_job *j, int64_t epoch, int64_t first, int64_t count,
 }
 
 static int write_labels_file(tr_job *j, int64_t epoch, const float *feat, int64_t first,
-                             int64_t count, const slr_csr *soft) {
+                             int64_t count, const slr_refine_result *ref) {
   const int64_t every = j->cfg->checkpoint.labels_every;
   if (every <= 0 || (epoch + 1) % every != 0) return 0;
-  return tr_labels_file_write(j, feat, first, count, soft);
+  return tr_labels_file_write(j, feat, first, count, ref);
 }
 
 int tr_adapt_labels(tr_job *j, int64_t epoch) {
@@ -154,13 +178,21 @@ int tr_adapt_labels(tr_job *j, int64_t epoch) {
   double t_cluster = 0, t_refine = 0;
   slr_refine_result ref;
   memset(&ref, 0, sizeof ref);
+  int32_t *prev_refined = NULL; /* the previous epoch's refined labels of the local rows */
   int rc = slr_extract_features(j->ctx, &j->model.net, &j->data.b_target, j->cfg,
                                 "extract target", &feat, &first, &count);
+  if (!rc && j->labels.has_prev) {
+    prev_refined = malloc(sizeof(int32_t) * (size_t)(count + 1));
+    rc = prev_refined ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory for the label diagnostics");
+    if (!rc) memcpy(prev_refined, j->labels.y_refined + first, sizeof(int32_t) * (size_t)count);
+    rc = slr_agree(j->ctx->world, rc);
+  }
   if (!rc) rc = pseudo_labels(j, feat, count, &t_cluster);
   if (!rc) rc = refine_labels(j, epoch, first, count, &ref, &t_refine);
   if (!rc) rc = build_memory(j, epoch, feat, first, count);
-  if (!rc) rc = diagnose(j, epoch, first, count, &ref, t_cluster, t_refine);
-  if (!rc) rc = write_labels_file(j, epoch, feat, first, count, &ref.soft);
+  if (!rc) rc = diagnose(j, epoch, first, count, &ref, prev_refined, t_cluster, t_refine);
+  if (!rc) rc = write_labels_file(j, epoch, feat, first, count, &ref);
+  free(prev_refined);
   free(feat);
   slr_refine_result_free(&ref);
   return rc;
@@ -168,7 +200,8 @@ int tr_adapt_labels(tr_job *j, int64_t epoch) {
 
 void tr_adapt_epoch_end(tr_job *j) {
   tr_labels *l = &j->labels;
-  memcpy(l->y_prev, l->y_dbscan, sizeof(int32_t) * (size_t)l->n);
+  const int32_t *y = j->refine.previous == SLR_PREVIOUS_REFINED ? l->y_refined : l->y_dbscan;
+  memcpy(l->y_prev, y, sizeof(int32_t) * (size_t)l->n);
   l->has_prev = 1;
 }
 
@@ -181,9 +214,9 @@ static int soft_term(tr_job *j, double *loss) {
   tr_steps *s = &j->steps;
   const slr_config *cfg = j->cfg;
   if (!l->soft_ready) {
-    SLR_TRY(slr_soft_targets_init(&l->soft, cfg->refine.alpha, &l->iou, l->n,
+    SLR_TRY(slr_soft_targets_init(&l->soft, l->alpha, &l->proj, l->n,
                                   l->has_prev ? l->y_prev : NULL, l->y_dbscan,
-                                  tr_labels_train(l, cfg), l->k));
+                                  tr_labels_train(l, &j->refine), l->k));
     l->soft_ready = 1;
   }
   for (int64_t i = 0; i < s->B; i++) slr_soft_targets_row(&l->soft, s->gidx[i], s->gsoft + i * l->k);
@@ -200,7 +233,7 @@ int tr_adapt_step(tr_job *j, const float *x, const int64_t *idx, int64_t n, doub
   tr_labels *l = &j->labels;
   const int D = m->feat_dim;
   const int64_t B = s->B;
-  const int32_t *y = tr_labels_train(l, cfg);
+  const int32_t *y = tr_labels_train(l, &j->refine);
   for (int64_t i = 0; i < n; i++) s->lab_local[i] = y[idx[i]];
   slr_model_zero_grad(m);
   SLR_TRY(slr_model_forward(m, x, (int)n, 1, cfg->model.sync_bn ? j->ctx->world : MPI_COMM_NULL));

@@ -51,6 +51,7 @@ I64_FIELD(has_prev, j->labels.has_prev)
 I64_FIELD(clusters, j->labels.k)
 F64_FIELD(sum_a, j->pos.sum_a)
 F64_FIELD(sum_b, j->pos.sum_b)
+F64_FIELD(alpha, j->labels.alpha)
 static int64_t get_offset(const tr_job *j) { (void)j; return metrics_offset; }
 static void set_offset(tr_job *j, int64_t v) { (void)j; metrics_offset = v; }
 static int64_t get_seed(const tr_job *j) { return j->cfg->run.seed; }
@@ -89,7 +90,7 @@ static void *d_previous(tr_job *j, slr_dtype *t, int *nd, int64_t dims[2]) {
   *t = SLR_I32, *nd = 1, dims[0] = j->labels.n;
   return j->labels.y_prev;
 }
-static slr_csr *c_iou(tr_job *j) { return &j->labels.iou; }
+static slr_csr *c_proj(tr_job *j) { return &j->labels.proj; }
 
 #define ATTR_I(name, owner, resume, id, help) \
   {name, F_I64, "int64", "", owner, 0, resume, help, get_##id, NULL, NULL, NULL, NULL, NULL}
@@ -131,9 +132,10 @@ static const tr_field FIELDS[] = {
     DATA("/labels/refined", "int32", "(N)", "labels", 1, d_refined, "this epoch's refined labels"),
     DATA("/labels/previous", "int32", "(N)", "labels", 1, d_previous,
          "the previous labels that the SLR step projects"),
-    {"/labels/iou", F_CSR, "CSR", "(K_prev, K_cur)", "labels", 1, R_READ,
-     "this epoch's IoU matrix (indptr int64, indices int32, values float64; attribute ncols)", NULL,
-     NULL, NULL, NULL, NULL, c_iou},
+    ATTR_F("alpha", "labels", alpha, "this epoch's alpha (refine.alpha_schedule)"),
+    {"/labels/projection", F_CSR, "CSR", "(K_prev, K_cur)", "labels", 1, R_READ,
+     "this epoch's projection P of the previous labels (indptr int64, indices int32, values "
+     "float64; attribute ncols)", NULL, NULL, NULL, NULL, NULL, c_proj},
 };
 #define NFIELDS (sizeof FIELDS / sizeof FIELDS[0])
 
@@ -465,7 +467,7 @@ static int write_csr_rows(slr_h5 *f, const slr_ctx *ctx, const char *group, cons
 }
 
 static int write_labels_body(tr_job *j, slr_h5 *f, const float *feat, int64_t first,
-                             int64_t count, const slr_csr *soft) {
+                             int64_t count, const slr_refine_result *ref) {
   const tr_labels *l = &j->labels;
   const slr_split *s = &j->data.target.split[SLR_TRAIN];
   int64_t dims[2] = {l->n, j->model.net.feat_dim};
@@ -478,12 +480,13 @@ static int write_labels_body(tr_job *j, slr_h5 *f, const float *feat, int64_t fi
   SLR_TRY(slr_h5_write_all(f, "/labels/dbscan", SLR_I32, 1, dims, l->y_dbscan));
   SLR_TRY(slr_h5_write_all(f, "/labels/refined", SLR_I32, 1, dims, l->y_refined));
   if (l->has_prev) SLR_TRY(slr_h5_write_all(f, "/labels/previous", SLR_I32, 1, dims, l->y_prev));
-  SLR_TRY(write_csr_rows(f, j->ctx, "/labels/soft", soft, first, l->n));
-  return write_csr(f, "/labels/iou", &l->iou);
+  SLR_TRY(write_csr_rows(f, j->ctx, "/labels/soft", &ref->soft, first, l->n));
+  SLR_TRY(write_csr(f, "/labels/iou", &ref->iou));
+  return write_csr(f, "/labels/projection", &l->proj);
 }
 
 int tr_labels_file_write(tr_job *j, const float *feat, int64_t first, int64_t count,
-                         const slr_csr *soft_local) {
+                         const slr_refine_result *ref) {
   char dir[SLR_PATH_MAX + 16], path[SLR_PATH_MAX + 64];
   snprintf(dir, sizeof dir, "%s/labels", j->run);
   snprintf(path, sizeof path, "%s/epoch-%03lld.h5", dir, (long long)j->pos.epoch + 1);
@@ -491,7 +494,7 @@ int tr_labels_file_write(tr_job *j, const float *feat, int64_t first, int64_t co
   SLR_TRY(slr_agree(j->ctx->world, rc));
   slr_h5 f;
   SLR_TRY(slr_h5_create(&f, j->ctx->world, path, "labels", 1));
-  rc = slr_agree(j->ctx->world, write_labels_body(j, &f, feat, first, count, soft_local));
+  rc = slr_agree(j->ctx->world, write_labels_body(j, &f, feat, first, count, ref));
   if (rc) {
     slr_h5_abort(&f);
     return rc;

@@ -233,7 +233,7 @@ static int run_epoch(tr_job *j, const stage_plan *p) {
   const int adapt = j->pos.stage == STAGE_ADAPT;
   if (adapt && j->pos.step == 0) SLR_TRY(tr_adapt_labels(j, j->pos.epoch));
   const slr_split *train = adapt ? &j->data.target.split[SLR_TRAIN] : &j->data.source.split[SLR_TRAIN];
-  const int32_t *ids = adapt ? tr_labels_train(&j->labels, cfg) : train->pids;
+  const int32_t *ids = adapt ? tr_labels_train(&j->labels, &j->refine) : train->pids;
   slr_id_sampler sampler;
   SLR_TRY(slr_agree(j->ctx->world, slr_id_sampler_init(&sampler, ids, train->camids, train->n,
                                                        (int)(p->B / p->instances), (int)p->instances)));
@@ -334,6 +334,7 @@ static int job_open(tr_job *j, const char *run_dir, int resume) {
   int rc = slr_strlcpy(j->run, run_dir, sizeof j->run);
   if (!rc && !run_dir[0]) rc = SLR_FAIL(SLR_ERR_USAGE, "slr train: --out is empty");
   snprintf(j->metrics_path, sizeof j->metrics_path, "%s/metrics.jsonl", run_dir);
+  if (!rc) rc = slr_refine_params_from_config(&cfg->refine, &j->refine);
   SLR_TRY(slr_agree(ctx->world, rc));
   slr_threads_set((int)cfg->run.threads, ctx->node_size);
   SLR_TRY(tr_data_init(&j->data, ctx, cfg));

@@ -72,7 +72,8 @@ typedef struct {
   int has_prev;
   int64_t k;                      /* clusters of the memory */
   slr_cmemory memory;
-  slr_csr iou;                    /* this epoch's IoU matrix */
+  double alpha;                   /* this epoch's alpha */
+  slr_csr proj;                   /* this epoch's projection of the previous labels */
   slr_soft_targets soft;          /* built on first use */
   int soft_ready;
   slr_label_quality q_dbscan, q_refined;
@@ -82,7 +83,7 @@ typedef struct {
 int tr_labels_init(tr_labels *l, int64_t n);
 void tr_labels_free(tr_labels *l);
 /* The labels that index the memory (refined or DBSCAN's). Local. */
-const int32_t *tr_labels_train(const tr_labels *l, const slr_config *cfg);
+const int32_t *tr_labels_train(const tr_labels *l, const slr_refine_params *rp);
 
 /* ---- the step buffers ---- */
 typedef struct {
@@ -110,6 +111,7 @@ int tr_gather_batch(const slr_ctx *ctx, tr_steps *s, const float *local, int64_t
 typedef struct {
   const slr_ctx *ctx;
   const slr_config *cfg;
+  slr_refine_params refine; /* refine.* parsed once */
   char run[SLR_PATH_MAX];
   char metrics_path[SLR_PATH_MAX + 16];
   char resume_path[SLR_PATH_MAX]; /* the checkpoint a resumed stage reads, or "" */
@@ -139,7 +141,7 @@ int tr_checkpoint_read_state(tr_job *j, const char *path);
 /* RUN/labels/epoch-NNN.h5 of an adaptation epoch: features, the three label
  * vectors, soft labels and IoU matrix. Collective. */
 int tr_labels_file_write(tr_job *j, const float *feat, int64_t first, int64_t count,
-                         const slr_csr *soft_local);
+                         const slr_refine_result *ref);
 
 /* ---- job.c, shared with the stage files ---- */
 /* One metrics.jsonl line from rank 0, agreed. Collective. */
