@@ -98,7 +98,7 @@ $py - "$ck" <<'PY' && ok "h5py reads the checkpoint's fields" || bad "h5py reads
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 assert f.attrs["slr_format"] in (b"checkpoint", "checkpoint")
-assert f["/model/params"].shape[0] > 0 and f["/labels/iou/indptr"].shape[0] >= 1
+assert f["/model/params"].shape[0] > 0 and f["/labels/projection/indptr"].shape[0] >= 1
 assert f["/memory"].shape[0] == f.attrs["clusters"]
 PY
 "$slr" inspect --config "$ck" | grep -q "^refine:" && ok "slr inspect --config" || bad "slr inspect --config"
