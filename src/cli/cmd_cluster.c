@@ -92,6 +92,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   if (rc) return rc;
   if (!feat || !out)
     return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --features and --out are required");
+  SLR_TRY(slr_output_path_check(out, "--out"));
   if (k1 < 1 || k1 > 100000)
     return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --k1 %lld must be in 1..100000", (long long)k1);
   if (k2 < 1 || k2 > k1)

@@ -63,6 +63,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
                          "slr extract: --config, --weights, --split and --out are required\n"
                          "usage: slr extract %s",
                          slr_cmd_extract.usage);
+  SLR_TRY(slr_output_path_check(out, "--out"));
   int which = !strcmp(split, "train") ? SLR_TRAIN : !strcmp(split, "query") ? SLR_QUERY
               : !strcmp(split, "gallery") ? SLR_GALLERY : !strcmp(split, "test") ? 3 : -1;
   if (which < 0)

@@ -2,10 +2,11 @@
  * format tags, a digest of every dataset, and the atomic commit (NAME.tmp,
  * close, fsync, rename).
  *
- * No file is opened through MPI-IO. A file being written is open on rank 0
- * only (the POSIX driver); the other ranks send their rows to it, so that a
- * write error (a full disk, a quota, EIO) is a local return on rank 0 that
- * every rank then agrees on: HDF5's MPI-IO driver instead meets such errors
+ * No file is opened through MPI-IO. A file being written is built in memory
+ * on rank 0 (HDF5's core driver); the other ranks send their rows to it, and
+ * slr_h5_commit writes the image out with write() and fsync, so that a write
+ * error (a full disk, a quota, EIO) is a local return on rank 0 that every
+ * rank then agrees on: HDF5's MPI-IO driver instead meets such errors
  * on some ranks only and leaves the ranks in different collectives, where
  * they hang. A file being read is opened on every rank, read-only, and each
  * rank reads its own rows. This also keeps Open MPI's shared-file-pointer
