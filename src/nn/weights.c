@@ -51,6 +51,14 @@ int slr_model_load(slr_model *m, MPI_Comm comm, const char *path, unsigned flags
     int64_t n = 0;
     rc = slr_h5_read_all(&f, key, t->kind == SLR_TENSOR_COUNT ? SLR_I64 : SLR_F32, &buf, &n);
     if (rc) break;
+    /* every rank reads the same values, so every rank stops here alike */
+    int64_t bad = t->kind == SLR_TENSOR_COUNT ? -1 : slr_first_nonfinite_f32(buf, n);
+    if (bad >= 0) {
+      rc = SLR_FAIL(SLR_ERR_INPUT, "%s: key %s has a non-finite value (%g) at element %lld",
+                    path, t->name, (double)((float *)buf)[bad], (long long)bad);
+      free(buf);
+      break;
+    }
     if (t->kind == SLR_TENSOR_COUNT)
       m->counts[t->offset] = *(int64_t *)buf;
     else
