@@ -74,10 +74,17 @@ typedef struct {
 void slr_image_free(slr_image *im);
 /* An h x w RGB image (data uninitialised). Local. */
 int slr_image_alloc(slr_image *im, int h, int w);
+/* The largest image decoded, in pixels (width x height): PIL's default
+ * Image.MAX_IMAGE_PIXELS. A file whose header declares more is refused
+ * before anything is allocated for its pixels (a decompression bomb: a few
+ * hundred bytes can declare 65000 x 65000). Person crops are far smaller. */
+#define SLR_IMAGE_MAX_PIXELS 89478485LL
+
 /* Decode a JPEG (libjpeg-turbo, default IDCT and fancy upsampling as PIL) or
  * PNG file (by its signature) to RGB. Grey and palette images are expanded,
  * alpha is dropped, 16-bit samples are cut to 8. A missing, unreadable,
- * corrupt or truncated file is SLR_ERR_INPUT naming the file. Local. */
+ * corrupt or truncated file, or one larger than SLR_IMAGE_MAX_PIXELS, is
+ * SLR_ERR_INPUT naming the file. Local. */
 int slr_image_read(const char *path, slr_image *im);
 int slr_image_decode(const uint8_t *buf, size_t len, const char *name, slr_image *im);
 /* Encoders to memory (*buf malloc'ed) and to files (atomically). Local. */

@@ -22,7 +22,7 @@ const slr_command slr_cmd_cluster = {
 static int read_features(slr_ctx *ctx, const char *path, int k1, float **x, int64_t *n,
                          int64_t *d, int64_t *row0, int64_t *nrows) {
   slr_h5 f;
-  SLR_TRY(slr_h5_open(&f, ctx->world, path, NULL, 0, SLR_H5_FOREIGN_OK));
+  SLR_TRY(slr_h5_open(&f, ctx->world, path, "features", 1, SLR_H5_FOREIGN_OK));
   int rc = 0, nd = 0, type = -1;
   int64_t dims[SLR_H5_MAXDIMS] = {0};
   int ex = slr_h5_exists(&f, "/features");
@@ -92,6 +92,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   if (rc) return rc;
   if (!feat || !out)
     return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --features and --out are required");
+  SLR_TRY(slr_output_path_check(out, "--out"));
   if (k1 < 1 || k1 > 100000)
     return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --k1 %lld must be in 1..100000", (long long)k1);
   if (k2 < 1 || k2 > k1)
@@ -102,6 +103,9 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   if (min_samples < 1 || min_samples > INT32_MAX)
     return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --min-samples %lld must be >= 1",
                     (long long)min_samples);
+  if (threads < 0)
+    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --threads %lld must be >= 0 (0: the default)",
+                    (long long)threads);
   if (threads > 0) slr_threads_set((int)threads, ctx->node_size);
   /* OpenBLAS falls back to its SSE3 kernels on CPUs it cannot name (some
    * virtual machines), several times slower for the distance products */

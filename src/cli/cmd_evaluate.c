@@ -147,7 +147,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
 
   double t0 = slr_now();
   slr_h5 h;
-  SLR_TRY(slr_h5_open(&h, ctx->world, features, NULL, 0, SLR_H5_FOREIGN_OK));
+  SLR_TRY(slr_h5_open(&h, ctx->world, features, "features", 1, SLR_H5_FOREIGN_OK));
   part q = {.group = "/query"}, g = {.group = "/gallery"};
   int rc = check_part(&h, &q);
   if (!rc) rc = check_part(&h, &g);

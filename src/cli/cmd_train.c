@@ -2,6 +2,7 @@
  * exact resume and stop requests. */
 #include "cli.h"
 #include "slr/config.h"
+#include "slr/io.h"
 #include "slr/train.h"
 
 static int run(slr_ctx *ctx, int argc, char **argv);
@@ -32,6 +33,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
     return slr_error_set(SLR_ERR_USAGE, NULL, 0,
                          "slr train: --config and --out are required\nusage: slr train %s",
                          slr_cmd_train.usage);
+  SLR_TRY(slr_agree(ctx->world, slr_output_path_check(out, "run folder")));
   slr_config cfg;
   SLR_TRY(slr_cli_load_config(ctx->world, config, &sets, &cfg));
   slr_log_level level;

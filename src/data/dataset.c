@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -452,11 +453,19 @@ static int read_plain_list(const char *list, const char *root, split_builder *b)
     while (*s == ' ' || *s == '\t') s++;
     if (*s == 0 || *s == '#') continue;
     char path[4096], extra;
-    long pid, cam;
-    if (sscanf(s, "%4095s %ld %ld %c", path, &pid, &cam, &extra) != 3 || cam < 0 || pid < -1) {
+    long long pid, cam;
+    if (sscanf(s, "%4095s %lld %lld %c", path, &pid, &cam, &extra) != 3 || cam < 0 || pid < -1) {
       rc = SLR_FAIL(SLR_ERR_INPUT,
                     "%s:%lld: expected `path pid camid` (pid >= -1, camid >= 0), found \"%s\"",
                     list, (long long)lineno, s);
+      break;
+    }
+    /* ids are 32-bit: a larger one is refused, never wrapped onto another */
+    if (pid > INT32_MAX || cam > INT32_MAX) {
+      rc = SLR_FAIL(SLR_ERR_INPUT,
+                    "%s:%lld: %s %lld is larger than %d, the largest id slr supports, in \"%s\"",
+                    list, (long long)lineno, pid > INT32_MAX ? "pid" : "camid",
+                    pid > INT32_MAX ? pid : cam, INT32_MAX, s);
       break;
     }
     if (pid == -1) continue;

@@ -241,6 +241,12 @@ static void test_list(void **state) {
   slr_dataset_free(&ds);
   write_list(q, "q/a.jpg three 0\n");
   expect_error(slr_dataset_read(&ds, &c), "query.txt:1", "path pid camid");
+  /* a pid above 2^31 is refused, never wrapped onto another identity
+   * (4294967297 would become 1) */
+  write_list(q, "q/a.jpg 1 0\nq/b.jpg 4294967297 1\n");
+  expect_error(slr_dataset_read(&ds, &c), "query.txt:2", "pid 4294967297 is larger than");
+  write_list(q, "q/a.jpg 1 99999999999999999999999 \n");
+  expect_error(slr_dataset_read(&ds, &c), "query.txt:1", "camid");
 }
 
 static void test_bad_layout(void **state) {
