@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_dnnl.h"
+#include "nn_internal.h"
 #include "slr/nn.h"
 
 typedef enum {
@@ -35,6 +37,9 @@ struct slr_op {
   float *mean, *rstd;         /* saved statistics: BN (C); IBN: IN part (N, half) */
   float *mean2, *rstd2;       /* IBN: BN part (C - half) */
   int32_t *argmax;            /* MAXPOOL (N, C, OH, OW) */
+  int backend;                /* CONV: SLR_CONV_GEMM or SLR_CONV_DNNL */
+  slr_dnnl_conv *dc, *dc_tail; /* CONV on oneDNN: for the planned batch, and
+                                  for the last smaller batch seen */
 };
 
 /* Per-kind time and multiply-adds, for benchmarks (slr_model_profile_*). */
@@ -386,16 +391,18 @@ int slr_model_init(slr_model *m, const slr_model_config *cfg, uint64_t seed) {
   return 0;
 }
 
+static void conv_plans_free(slr_model *m) {
+  for (int i = 0; i < m->nops; i++) {
+    slr_dnnl_conv_free(m->ops[i].dc), slr_dnnl_conv_free(m->ops[i].dc_tail);
+    m->ops[i].dc = m->ops[i].dc_tail = NULL;
+  }
+}
+
 void slr_model_free(slr_model *m) {
+  if (m->ops) conv_plans_free(m);
   free(m->tensors), free(m->params), free(m->grads), free(m->buffers), free(m->counts);
   free(m->ops), free(m->slots), free(m->block), free(m->scratch);
   memset(m, 0, sizeof *m);
-}
-
-const slr_tensor *slr_model_find(const slr_model *m, const char *name) {
-  for (int i = 0; i < m->ntensors; i++)
-    if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
-  return NULL;
 }
 
 int slr_model_param_groups(const slr_model *m, slr_param_group **groups, int *ngroups) {
@@ -604,8 +611,78 @@ static size_t carve(slr_model *m, char *base, int N, int H, int W, int with_grad
   return off;
 }
 
+static slr_conv2d_dims conv_dims(const slr_model *m, const struct slr_op *o, int N) {
+  const slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
+  return (slr_conv2d_dims){N, in->C, in->H, in->W, out->C, o->k, o->k, o->stride, o->pad};
+}
+
+/* the backend of every convolution, and the oneDNN primitives of those on it */
+static int conv_plans_make(slr_model *m) {
+  int policy;
+  SLR_TRY(slr_conv_policy(&policy));
+  for (int i = 0; i < m->nops; i++) {
+    struct slr_op *o = &m->ops[i];
+    if (o->kind != OP_CONV) continue;
+    slr_conv2d_dims d = conv_dims(m, o, m->max_batch);
+    /* one choice per shape: an earlier layer of the same shape decides */
+    int j = 0;
+    for (; j < i; j++) {
+      slr_conv2d_dims e;
+      if (m->ops[j].kind != OP_CONV) continue;
+      e = conv_dims(m, &m->ops[j], m->max_batch);
+      if (!memcmp(&d, &e, sizeof d)) break;
+    }
+    if (j < i) o->backend = m->ops[j].backend;
+    else SLR_TRY(slr_conv_choose(policy, &d, m->with_grads, &o->backend));
+    if (o->backend == SLR_CONV_DNNL) SLR_TRY(slr_dnnl_conv_create(&o->dc, &d, 0, m->with_grads));
+  }
+  return 0;
+}
+
+/* the oneDNN primitives of convolution o for a batch of N */
+static int conv_dnnl_for(slr_model *m, struct slr_op *o, int N, slr_dnnl_conv **dc) {
+  if (slr_dnnl_conv_dims(o->dc)->N == N) {
+    *dc = o->dc;
+    return 0;
+  }
+  if (!o->dc_tail || slr_dnnl_conv_dims(o->dc_tail)->N != N) {
+    slr_dnnl_conv_free(o->dc_tail);
+    o->dc_tail = NULL;
+    slr_conv2d_dims d = conv_dims(m, o, N);
+    SLR_TRY(slr_dnnl_conv_create(&o->dc_tail, &d, 0, m->with_grads));
+  }
+  *dc = o->dc_tail;
+  return 0;
+}
+
+static int conv_forward(slr_model *m, struct slr_op *o, int N) {
+  slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
+  if (o->backend == SLR_CONV_DNNL) {
+    slr_dnnl_conv *dc;
+    SLR_TRY(conv_dnnl_for(m, o, N, &dc));
+    return slr_dnnl_conv_forward(dc, out->data, in->data, m->params + o->w);
+  }
+  slr_conv2d_dims d = conv_dims(m, o, N);
+  slr_conv2d_forward(out->data, in->data, m->params + o->w, NULL, &d, m->scratch);
+  return 0;
+}
+
+static int conv_backward(slr_model *m, struct slr_op *o, int N, float *din) {
+  slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
+  if (o->backend == SLR_CONV_DNNL) {
+    slr_dnnl_conv *dc;
+    SLR_TRY(conv_dnnl_for(m, o, N, &dc));
+    return slr_dnnl_conv_backward(dc, din, m->grads + o->w, out->grad, in->data, m->params + o->w);
+  }
+  slr_conv2d_dims d = conv_dims(m, o, N);
+  slr_conv2d_backward(din, m->grads + o->w, NULL, out->grad, in->data, m->params + o->w, &d,
+                      m->scratch);
+  return 0;
+}
+
 int slr_model_plan(slr_model *m, int max_batch, int H, int W, int with_grads) {
   size_t scratch = 0;
+  conv_plans_free(m);
   free(m->block), free(m->scratch);
   m->block = NULL, m->scratch = NULL;
   for (int s = 0; s < m->nslots; s++) m->slots[s].data = m->slots[s].grad = NULL;
@@ -619,7 +696,17 @@ int slr_model_plan(slr_model *m, int max_batch, int H, int W, int with_grads) {
   m->scratch_threads = slr_threads_get();
   m->block_bytes = bytes;
   m->max_batch = max_batch, m->in_h = H, m->in_w = W, m->with_grads = with_grads;
-  return 0;
+  int rc = conv_plans_make(m);
+  if (rc) {
+    conv_plans_free(m);
+    free(m->block), free(m->scratch);
+    m->block = NULL, m->scratch = NULL;
+  }
+  return rc;
+}
+
+int slr_model_plan_fits(const slr_model *m, int batch, int H, int W) {
+  return m->block && batch <= m->max_batch && H == m->in_h && W == m->in_w;
 }
 
 size_t slr_model_activation_bytes(const slr_model *m) { return m->block_bytes; }
@@ -657,11 +744,9 @@ int slr_model_forward(slr_model *m, const float *images, int N, int training, MP
       prof_macs[OP_CONV] += (double)N * out->C * out->H * out->W * in->C * o->k * o->k;
     if (prof_on && o->kind == OP_LINEAR) prof_macs[OP_LINEAR] += (double)N * in->C * out->C;
     switch (o->kind) {
-    case OP_CONV: {
-      slr_conv2d_dims d = {N, in->C, in->H, in->W, out->C, o->k, o->k, o->stride, o->pad};
-      slr_conv2d_forward(out->data, in->data, P + o->w, NULL, &d, m->scratch);
+    case OP_CONV:
+      SLR_TRY(conv_forward(m, o, N));
       break;
-    }
     case OP_BN: {
       slr_bn_dims d = bn_dims(m, N, in->C, HW, 0);
       SLR_TRY(slr_batchnorm_forward(out->data, o->mean, o->rstd, in->data, P + o->w, P + o->b,
@@ -753,11 +838,9 @@ int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
     int HW = in->H * in->W;
     double t_op = prof_on ? slr_now() : 0;
     switch (o->kind) {
-    case OP_CONV: {
-      slr_conv2d_dims d = {N, in->C, in->H, in->W, out->C, o->k, o->k, o->stride, o->pad};
-      slr_conv2d_backward(din, G + o->w, NULL, out->grad, in->data, P + o->w, &d, m->scratch);
+    case OP_CONV:
+      SLR_TRY(conv_backward(m, o, N, din));
       break;
-    }
     case OP_BN: {
       slr_bn_dims d = bn_dims(m, N, in->C, HW, 0);
       SLR_TRY(slr_batchnorm_backward(din, G + o->w, o->frozen_bias ? NULL : G + o->b, out->grad,
