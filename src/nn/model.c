@@ -37,7 +37,7 @@ struct slr_op {
   float *mean, *rstd;         /* saved statistics: BN (C); IBN: IN part (N, half) */
   float *mean2, *rstd2;       /* IBN: BN part (C - half) */
   int32_t *argmax;            /* MAXPOOL (N, C, OH, OW) */
-  int backend;                /* CONV: SLR_CONV_GEMM or SLR_CONV_DNNL */
+  int backend;                /* CONV: SLR_CONV_GEMM, _DNNL or _DNNL_BLOCKED */
   slr_dnnl_conv *dc, *dc_tail; /* CONV on oneDNN: for the planned batch, and
                                   for the last smaller batch seen */
 };
@@ -634,7 +634,8 @@ static int conv_plans_make(slr_model *m) {
     }
     if (j < i) o->backend = m->ops[j].backend;
     else SLR_TRY(slr_conv_choose(policy, &d, m->with_grads, &o->backend));
-    if (o->backend == SLR_CONV_DNNL) SLR_TRY(slr_dnnl_conv_create(&o->dc, &d, 0, m->with_grads));
+    if (o->backend != SLR_CONV_GEMM)
+      SLR_TRY(slr_dnnl_conv_create(&o->dc, &d, o->backend == SLR_CONV_DNNL_BLOCKED, m->with_grads));
   }
   return 0;
 }
@@ -649,7 +650,7 @@ static int conv_dnnl_for(slr_model *m, struct slr_op *o, int N, slr_dnnl_conv **
     slr_dnnl_conv_free(o->dc_tail);
     o->dc_tail = NULL;
     slr_conv2d_dims d = conv_dims(m, o, N);
-    SLR_TRY(slr_dnnl_conv_create(&o->dc_tail, &d, 0, m->with_grads));
+    SLR_TRY(slr_dnnl_conv_create(&o->dc_tail, &d, o->backend == SLR_CONV_DNNL_BLOCKED, m->with_grads));
   }
   *dc = o->dc_tail;
   return 0;
@@ -657,7 +658,7 @@ static int conv_dnnl_for(slr_model *m, struct slr_op *o, int N, slr_dnnl_conv **
 
 static int conv_forward(slr_model *m, struct slr_op *o, int N) {
   slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
-  if (o->backend == SLR_CONV_DNNL) {
+  if (o->backend != SLR_CONV_GEMM) {
     slr_dnnl_conv *dc;
     SLR_TRY(conv_dnnl_for(m, o, N, &dc));
     return slr_dnnl_conv_forward(dc, out->data, in->data, m->params + o->w);
@@ -669,7 +670,7 @@ static int conv_forward(slr_model *m, struct slr_op *o, int N) {
 
 static int conv_backward(slr_model *m, struct slr_op *o, int N, float *din) {
   slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
-  if (o->backend == SLR_CONV_DNNL) {
+  if (o->backend != SLR_CONV_GEMM) {
     slr_dnnl_conv *dc;
     SLR_TRY(conv_dnnl_for(m, o, N, &dc));
     return slr_dnnl_conv_backward(dc, din, m->grads + o->w, out->grad, in->data, m->params + o->w);
