@@ -66,10 +66,12 @@ typedef struct {
   MPI_Comm comm;   /* MPI_COMM_NULL: local statistics; otherwise SyncBN over comm */
   int ctot;        /* channels of the tensor the C channels sit in (0: C); the
                       caller offsets the pointers to the first channel (IBN) */
+  int relu;        /* forward only: out = max(0, BN(inp)), a ReLU fused in */
 } slr_bn_dims;
 
 /* out (N, C, HW) = (inp - mu) * rstd * weight + bias, with mu and var the
- * batch statistics (training; biased variance, summed over all ranks of
+ * batch statistics (one pass over inp for the sum and the sum of squares,
+ * in double) (training; biased variance, summed over all ranks of
  * comm when set) or the running ones (evaluation). In training the running
  * statistics are updated as PyTorch does (running_var with the unbiased
  * variance, over the global count) and *num_batches is incremented.

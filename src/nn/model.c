@@ -715,82 +715,100 @@ size_t slr_model_activation_bytes(const slr_model *m) { return m->block_bytes; }
 /* ---- forward and backward ---------------------------------------------------------------- */
 
 static slr_bn_dims bn_dims(const slr_model *m, int N, int C, int HW, int ctot) {
-  slr_bn_dims d = {N, C, HW, 1e-5f, m->cfg.bn_momentum, m->training, MPI_COMM_NULL, ctot};
+  slr_bn_dims d = {N, C, HW, 1e-5f, m->cfg.bn_momentum, m->training, MPI_COMM_NULL, ctot, 0};
   if (m->training) d.comm = m->bn_comm;
   return d;
+}
+
+/* operation o of the forward pass; relu: a ReLU on o's output fused in */
+static int forward_op(slr_model *m, struct slr_op *o, int N, int relu) {
+  slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
+  const int HW = in->H * in->W;
+  float *P = m->params;
+  switch (o->kind) {
+  case OP_CONV:
+    return conv_forward(m, o, N);
+  case OP_BN: {
+    slr_bn_dims d = bn_dims(m, N, in->C, HW, 0);
+    d.relu = relu;
+    return slr_batchnorm_forward(out->data, o->mean, o->rstd, in->data, P + o->w, P + o->b,
+                                 m->buffers + o->rm, m->buffers + o->rv, m->counts + o->cnt, &d);
+  }
+  case OP_IBN: {
+    int C = in->C, h = o->half;
+    for (int n = 0; n < N; n++)
+      slr_instnorm_forward(out->data + (int64_t)n * C * HW, o->mean + n * h, o->rstd + n * h,
+                           in->data + (int64_t)n * C * HW, P + o->w, P + o->b, 1, h, HW, 1e-5f);
+    slr_bn_dims d = bn_dims(m, N, C - h, HW, C);
+    return slr_batchnorm_forward(out->data + (int64_t)h * HW, o->mean2, o->rstd2,
+                                 in->data + (int64_t)h * HW, P + o->w2, P + o->b2,
+                                 m->buffers + o->rm, m->buffers + o->rv, m->counts + o->cnt, &d);
+  }
+  case OP_RELU:
+    slr_relu_forward(out->data, out->data, (int64_t)N * out->C * HW);
+    return 0;
+  case OP_MAXPOOL: {
+    slr_pool_dims d = {N, in->C, in->H, in->W, o->k, o->stride, o->pad};
+    slr_maxpool_forward(out->data, o->argmax, in->data, &d);
+    return 0;
+  }
+  case OP_ADD: {
+    const float *a = in->data, *b = m->slots[o->in2].data;
+    float *y = out->data;
+    const float lo = relu ? 0.0f : -INFINITY;
+    int64_t n = (int64_t)N * out->C * HW;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < n; k++) {
+      float v = a[k] + b[k];
+      y[k] = v > lo ? v : lo;
+    }
+    return 0;
+  }
+  case OP_AVGPOOL:
+    slr_avgpool_forward(out->data, in->data, N, in->C, HW);
+    return 0;
+  case OP_GEM:
+    slr_gem_forward(out->data, in->data, P[o->w], 1e-6f, N, in->C, HW);
+    return 0;
+  case OP_LINEAR:
+    slr_linear_forward(out->data, in->data, P + o->w, NULL, N, in->C, out->C);
+    return 0;
+  }
+  return 0;
+}
+
+/* the conv scratch again when the thread setting changed since the plan */
+static int rescratch(slr_model *m) {
+  if (m->scratch_threads == slr_threads_get()) return 0;
+  size_t need = 0;
+  carve(m, NULL, m->max_batch, m->in_h, m->in_w, m->with_grads, &need);
+  free(m->scratch);
+  SLR_ALLOC(m->scratch, sizeof(float) * (need + 1));
+  m->scratch_threads = slr_threads_get();
+  return 0;
 }
 
 int slr_model_forward(slr_model *m, const float *images, int N, int training, MPI_Comm bn_comm) {
   if (!m->block || N < 1 || N > m->max_batch)
     return SLR_FAIL(SLR_ERR, "model forward: batch %d but the plan holds %d", N, m->max_batch);
-  if (m->scratch_threads != slr_threads_get()) {
-    /* the thread setting changed since the plan: resize the conv scratch */
-    size_t need = 0;
-    carve(m, NULL, m->max_batch, m->in_h, m->in_w, m->with_grads, &need);
-    free(m->scratch);
-    SLR_ALLOC(m->scratch, sizeof(float) * (need + 1));
-    m->scratch_threads = slr_threads_get();
-  }
+  SLR_TRY(rescratch(m));
   m->batch = N;
   m->training = training;
   m->bn_comm = bn_comm;
   m->slots[0].data = (float *)images; /* read only */
-  float *P = m->params;
   for (int i = 0; i < m->nops; i++) {
     struct slr_op *o = &m->ops[i];
-    slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
-    int HW = in->H * in->W;
+    const slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
     double t_op = prof_on ? slr_now() : 0;
     if (prof_on && o->kind == OP_CONV)
       prof_macs[OP_CONV] += (double)N * out->C * out->H * out->W * in->C * o->k * o->k;
     if (prof_on && o->kind == OP_LINEAR) prof_macs[OP_LINEAR] += (double)N * in->C * out->C;
-    switch (o->kind) {
-    case OP_CONV:
-      SLR_TRY(conv_forward(m, o, N));
-      break;
-    case OP_BN: {
-      slr_bn_dims d = bn_dims(m, N, in->C, HW, 0);
-      SLR_TRY(slr_batchnorm_forward(out->data, o->mean, o->rstd, in->data, P + o->w, P + o->b,
-                                    m->buffers + o->rm, m->buffers + o->rv, m->counts + o->cnt, &d));
-      break;
-    }
-    case OP_IBN: {
-      int C = in->C, h = o->half;
-      for (int n = 0; n < N; n++)
-        slr_instnorm_forward(out->data + (int64_t)n * C * HW, o->mean + n * h, o->rstd + n * h,
-                             in->data + (int64_t)n * C * HW, P + o->w, P + o->b, 1, h, HW, 1e-5f);
-      slr_bn_dims d = bn_dims(m, N, C - h, HW, C);
-      SLR_TRY(slr_batchnorm_forward(out->data + (int64_t)h * HW, o->mean2, o->rstd2,
-                                    in->data + (int64_t)h * HW, P + o->w2, P + o->b2,
-                                    m->buffers + o->rm, m->buffers + o->rv, m->counts + o->cnt, &d));
-      break;
-    }
-    case OP_RELU:
-      slr_relu_forward(out->data, out->data, (int64_t)N * out->C * HW);
-      break;
-    case OP_MAXPOOL: {
-      slr_pool_dims d = {N, in->C, in->H, in->W, o->k, o->stride, o->pad};
-      slr_maxpool_forward(out->data, o->argmax, in->data, &d);
-      break;
-    }
-    case OP_ADD: {
-      const float *a = in->data, *b = m->slots[o->in2].data;
-      float *y = out->data;
-      int64_t n = (int64_t)N * out->C * HW;
-#pragma omp parallel for schedule(static)
-      for (int64_t k = 0; k < n; k++) y[k] = a[k] + b[k];
-      break;
-    }
-    case OP_AVGPOOL:
-      slr_avgpool_forward(out->data, in->data, N, in->C, HW);
-      break;
-    case OP_GEM:
-      slr_gem_forward(out->data, in->data, P[o->w], 1e-6f, N, in->C, HW);
-      break;
-    case OP_LINEAR:
-      slr_linear_forward(out->data, in->data, P + o->w, NULL, N, in->C, out->C);
-      break;
-    }
+    /* a ReLU in place on the output of a batch norm or a residual sum runs
+     * inside that operation (its backward stays a separate operation) */
+    int relu = (o->kind == OP_BN || o->kind == OP_ADD) && i + 1 < m->nops &&
+               m->ops[i + 1].kind == OP_RELU && m->ops[i + 1].in == o->out;
+    SLR_TRY(forward_op(m, o, N, relu));
+    i += relu;
     if (prof_on) prof_fwd[o->kind] += slr_now() - t_op;
   }
   return 0;
@@ -877,8 +895,10 @@ int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
     }
     case OP_ADD: {
       int64_t n = (int64_t)N * out->C * HW;
-      add_into(in->grad, out->grad, n);
-      add_into(m->slots[o->in2].grad, out->grad, n);
+      float *ga = in->grad, *gb = m->slots[o->in2].grad;
+      const float *g = out->grad;
+#pragma omp parallel for schedule(static)
+      for (int64_t k = 0; k < n; k++) ga[k] += g[k], gb[k] += g[k];
       break;
     }
     case OP_AVGPOOL:
