@@ -1,10 +1,7 @@
 /* Which convolution backend runs each layer shape. SLR_CONV_BACKEND
  * chooses the policy:
- *   auto  (default) the table below, the same choice on every run, so
- *         results are reproducible: im2col + sgemm for every shape, the
- *         faster backend on 16 of the 22 ResNet-50 shapes (256x128,
- *         training) on the CPU kind it was measured on (AVX2), and within
- *         the noise of a shared machine on the other six;
+ *   auto  (default) the table in table_choice(), the same choice on every
+ *         run, so results are reproducible;
  *   gemm  im2col + OpenBLAS sgemm everywhere;
  *   dnnl  oneDNN everywhere, on the plain NCHW tensors (an error when it
  *         is not built in);
@@ -93,6 +90,19 @@ static int tune(const slr_conv2d_dims *full, int with_bwd, int *choice) {
   return 0;
 }
 
+/* The table of SLR_CONV_BACKEND=auto, from measurements with `tune` on an
+ * AVX2 CPU (docs/nn.md): oneDNN in its blocked layouts is 1.2 to 2.4 times
+ * faster for convolutions with a spatial kernel (3x3, 7x7) and few weights,
+ * where im2col multiplies the input by KH*KW and each image's product is
+ * small; im2col + sgemm is as fast or faster for 1x1 convolutions (a plain
+ * product, no copy, while oneDNN reorders large activations) and for 3x3
+ * convolutions with many channels. */
+static int table_choice(const slr_conv2d_dims *d) {
+  if (!slr_dnnl_available()) return SLR_CONV_GEMM;
+  int64_t weights = (int64_t)d->OC * d->C * d->KH * d->KW;
+  return d->KH > 1 && weights <= 300000 ? SLR_CONV_DNNL_BLOCKED : SLR_CONV_GEMM;
+}
+
 int slr_conv_choose(int policy, const slr_conv2d_dims *d, int with_bwd, int *choice) {
   switch (policy) {
   case SLR_CONV_GEMM:
@@ -105,7 +115,7 @@ int slr_conv_choose(int policy, const slr_conv2d_dims *d, int with_bwd, int *cho
   case SLR_CONV_TUNE:
     return tune(d, with_bwd, choice);
   default:
-    *choice = SLR_CONV_GEMM;
+    *choice = table_choice(d);
     return 0;
   }
 }
