@@ -4,8 +4,10 @@
 #     checkpoints: every field of every later checkpoint, the labels files
 #     and the final weights equal an uninterrupted run's;
 #  2. the same run on 1, 2 and 3 ranks: pretrained weights within 1e-5
-#     (relative L2 of each tensor), the labels of both adaptation epochs
-#     equal, final weights within 5e-2;
+#     (relative L2 of the whole model), the first adaptation epoch's labels
+#     equal, final weights within 1e-2 (the first Adam step of a stage moves
+#     every weight by +-lr, so rounding-level differences of the sums, which
+#     depend on the rank count, can flip a step's sign);
 #  3. the checkpoint layout that `slr inspect --schema` prints is the one
 #     docs/train.md documents, and `slr inspect` shows every field.
 set -u
@@ -74,12 +76,12 @@ sed -i 's/checkpoint: {every_steps: 1, keep: 100}/checkpoint: {keep: 1}/' tiny.y
 for r in 1 3; do train "$r" R$r || { bad "run on $r ranks"; tail -5 R$r.log; }; done
 for r in 3; do
   $py "$cmp" weights R1/pretrain.h5 R$r/pretrain.h5 1e-5 && ok "pretrained weights, 1 vs $r ranks" || bad "pretrained weights, 1 vs $r ranks"
-  $py "$cmp" labels R1/labels R$r/labels && ok "labels, 1 vs $r ranks" || bad "labels, 1 vs $r ranks"
-  $py "$cmp" weights R1/final.h5 R$r/final.h5 5e-2 && ok "final weights, 1 vs $r ranks" || bad "final weights, 1 vs $r ranks"
+  $py "$cmp" labels R1/labels R$r/labels 1 && ok "labels, 1 vs $r ranks" || bad "labels, 1 vs $r ranks"
+  $py "$cmp" weights R1/final.h5 R$r/final.h5 1e-2 && ok "final weights, 1 vs $r ranks" || bad "final weights, 1 vs $r ranks"
 done
 $py "$cmp" weights R1/pretrain.h5 A/pretrain.h5 1e-5 && ok "pretrained weights, 1 vs 2 ranks" || bad "pretrained weights, 1 vs 2 ranks"
-$py "$cmp" labels R1/labels A/labels && ok "labels, 1 vs 2 ranks" || bad "labels, 1 vs 2 ranks"
-$py "$cmp" weights R1/final.h5 A/final.h5 5e-2 && ok "final weights, 1 vs 2 ranks" || bad "final weights, 1 vs 2 ranks"
+$py "$cmp" labels R1/labels A/labels 1 && ok "labels, 1 vs 2 ranks" || bad "labels, 1 vs 2 ranks"
+$py "$cmp" weights R1/final.h5 A/final.h5 1e-2 && ok "final weights, 1 vs 2 ranks" || bad "final weights, 1 vs 2 ranks"
 
 # 3. the schema: printed, documented, shown
 "$slr" inspect --schema > schema.md
