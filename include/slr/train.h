@@ -43,7 +43,7 @@ enum {
 int slr_train_model_init(slr_model *m, const slr_config *cfg, int num_classes);
 
 /* Features of the rows of a split this rank extracts (its sequential shard,
- * slr_seq_shard), in evaluation mode with the test transform: the
+ * slr_shard_rows), in evaluation mode with the test transform: the
  * L2-normalised neck features, (count, D) into *feat (malloc'ed).
  * Collective on ctx->world. */
 int slr_extract_features(const slr_ctx *ctx, slr_model *m, slr_batcher *b,
