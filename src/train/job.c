@@ -77,23 +77,23 @@ static int stage_of(const slr_config *cfg, int si) {
 static int build_schedule(const slr_config *cfg, int stage, int64_t epochs, slr_lr_schedule *s) {
   const slr_schedule_cfg *sc = stage == STAGE_PRETRAIN ? &cfg->solver.pretrain : &cfg->solver.adapt;
   memset(s, 0, sizeof *s);
-  s->base_lr = cfg->solver.lr;
+  s->base_lr = sc->lr;
   s->gamma = cfg->solver.gamma;
   s->step_size = sc->step_size;
   s->t_max = epochs > 0 ? epochs : 1;
   s->eta_min = cfg->solver.min_lr;
   s->warmup_iters = sc->warmup_epochs;
   s->warmup_factor = cfg->solver.warmup_factor;
-  if (!strcmp(sc->schedule, "constant"))
-    s->kind = SLR_LR_CONSTANT;
-  else if (!strcmp(sc->schedule, "step"))
-    s->kind = SLR_LR_STEP;
-  else if (!strcmp(sc->schedule, "cosine"))
-    s->kind = SLR_LR_COSINE;
-  else {
+  switch (sc->schedule) {
+  case SLR_SCHED_CONSTANT: s->kind = SLR_LR_CONSTANT; break;
+  case SLR_SCHED_STEP: s->kind = SLR_LR_STEP; break;
+  case SLR_SCHED_COSINE: s->kind = SLR_LR_COSINE; break;
+  case SLR_SCHED_MULTISTEP:
     s->kind = SLR_LR_MULTISTEP;
     s->nmilestones = sc->milestones.n;
     for (int i = 0; i < sc->milestones.n; i++) s->milestones[i] = sc->milestones.v[i];
+    break;
+  default: return SLR_FAIL(SLR_ERR_CONFIG, "unknown learning-rate schedule %d", (int)sc->schedule);
   }
   return 0;
 }
@@ -103,7 +103,7 @@ int slr_job_setup_optimizer(job_t *j) {
   free(j->groups);
   j->opt_state = NULL;
   j->groups = NULL;
-  slr_opt_kind kind = strcmp(j->cfg->solver.optimizer, "sgd") == 0 ? SLR_OPT_SGD : SLR_OPT_ADAM;
+  slr_opt_kind kind = j->cfg->solver.optimizer == SLR_OPTIM_SGD ? SLR_OPT_SGD : SLR_OPT_ADAM;
   slr_optimizer_init(&j->opt, kind, (float)j->cfg->solver.weight_decay);
   if (kind == SLR_OPT_ADAM) {
     j->opt.beta1 = (float)j->cfg->solver.beta1;
@@ -540,7 +540,7 @@ static int run_stage(job_t *j, int si) {
   }
   SLR_TRY(slr_job_stage_model(j, si, resumed));
   slr_lr_schedule sched;
-  build_schedule(cfg, stage, epochs, &sched);
+  SLR_TRY(build_schedule(cfg, stage, epochs, &sched));
   SLR_TRY(slr_job_buffers(j, stage, B));
   const slr_split *train = stage == STAGE_PRETRAIN ? &j->source.split[SLR_TRAIN] : &j->target.split[SLR_TRAIN];
   slr_batcher *bt = stage == STAGE_PRETRAIN ? &j->b_source : &j->b_target;
@@ -680,7 +680,7 @@ int slr_train_run(const slr_ctx *ctx, const slr_config *cfg, const char *run_dir
   j->ctx = ctx;
   j->cfg = cfg;
   j->resumed_stage = -1;
-  int rc = slr_job_open(j, run_dir, resume || strcmp(cfg->checkpoint.resume, "auto") == 0);
+  int rc = slr_job_open(j, run_dir, resume || cfg->checkpoint.resume == SLR_RESUME_AUTO);
   int si = j->resumed_stage >= 0 ? j->resumed_stage : 0;
   for (; !rc && si < cfg->train.stages.n; si++) rc = run_stage(j, si);
   if (!rc) {

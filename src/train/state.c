@@ -29,8 +29,8 @@ int slr_job_open(job_t *j, const char *run_dir, int resume) {
   /* data */
   int need_source = has_stage(cfg, "pretrain");
   int need_target = has_stage(cfg, "adapt");
-  int want_eval = strcmp(cfg->data.target.format, "none") != 0;
-  if (need_source && !strcmp(cfg->data.source.format, "none"))
+  int want_eval = cfg->data.target.format != SLR_FMT_NONE;
+  if (need_source && cfg->data.source.format == SLR_FMT_NONE)
     return SLR_FAIL(SLR_ERR_CONFIG, "train.stages has pretrain, but data.source.format is none");
   if (need_target && !want_eval)
     return SLR_FAIL(SLR_ERR_CONFIG, "train.stages has adapt, but data.target.format is none");
