@@ -739,6 +739,7 @@ static void write_value(FILE *out, const slr_config *c, const key_def *k) {
       snprintf(buf, sizeof buf, "%.*g", prec, v);
       if (strtod(buf, NULL) == v) break;
     }
+    if (v == floor(v) && fabs(v) < 1e15) snprintf(buf, sizeof buf, "%.1f", v); /* 10.0 */
     if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
     fputs(buf, out);
     break;
@@ -770,39 +771,127 @@ static void write_value(FILE *out, const slr_config *c, const key_def *k) {
   }
 }
 
-int slr_config_write(const slr_config *c, FILE *out) {
-  char prev[256] = "";
-  for (size_t i = 0; i < NKEYS; i++) {
-    const char *path = KEYS[i].path;
-    /* open the sections that differ from the previous key's */
-    const char *p = path, *q = prev;
-    int depth = 0;
-    while (1) {
-      const char *pd = strchr(p, '.'), *qd = strchr(q, '.');
-      if (!pd) break;
-      size_t pl = (size_t)(pd - p);
-      if (qd && (size_t)(qd - q) == pl && strncmp(p, q, pl) == 0) {
-        p = pd + 1;
-        q = qd + 1;
-        depth++;
-        continue;
-      }
-      /* new section at this depth and all below */
-      while (pd) {
-        fprintf(out, "%*s%.*s:\n", 2 * depth, "", (int)(pd - p), p);
-        p = pd + 1;
-        pd = strchr(p, '.');
-        depth++;
-      }
-      q = "";
-      break;
-    }
-    fprintf(out, "%*s%s: ", 2 * depth, "", p);
-    write_value(out, c, &KEYS[i]);
-    fputc('\n', out);
-    slr_strlcpy(prev, path, sizeof prev);
+static char *value_text(const slr_config *c, const key_def *k);
+
+/* ---- the YAML writer (libyaml's emitter) ----------------------------------------- */
+
+/* Whether a string must be quoted to read back as the same string (also for
+ * other YAML readers: "true", "1.5", "null", "" ...). */
+static int needs_quotes(const char *s) {
+  int plain = s[0] != '\0';
+  for (const char *p = s; *p && plain; p++)
+    if (!(isalnum((unsigned char)*p) || strchr("_-./+", *p))) plain = 0;
+  int dummy;
+  double dd;
+  if (plain && (parse_bool(s, &dummy) == 0 || parse_float(s, &dd) == 0 ||
+                strcmp(s, "null") == 0 || strcmp(s, "~") == 0))
+    plain = 0;
+  return !plain;
+}
+
+static int emit_scalar(yaml_emitter_t *em, const char *text, int quoted) {
+  yaml_event_t ev;
+  yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), 1, 1,
+                               quoted ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE);
+  return yaml_emitter_emit(em, &ev) ? 0 : -1;
+}
+
+static int emit_simple(yaml_emitter_t *em, int type) {
+  yaml_event_t ev;
+  switch (type) {
+  case 0: yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE); break;
+  case 1: yaml_mapping_end_event_initialize(&ev); break;
+  case 2: yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_FLOW_SEQUENCE_STYLE); break;
+  default: yaml_sequence_end_event_initialize(&ev); break;
   }
-  return ferror(out) ? SLR_FAIL(SLR_ERR, "cannot write the configuration") : 0;
+  return yaml_emitter_emit(em, &ev) ? 0 : -1;
+}
+
+static int emit_value(yaml_emitter_t *em, const slr_config *c, const key_def *k) {
+  const char *base = (const char *)c + k->off;
+  if (k->type == K_INTS || k->type == K_NAMES) {
+    if (emit_simple(em, 2)) return -1;
+    if (k->type == K_INTS) {
+      const slr_int_list *l = (const slr_int_list *)base;
+      for (int i = 0; i < l->n; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "%lld", (long long)l->v[i]);
+        if (emit_scalar(em, t, 0)) return -1;
+      }
+    } else {
+      const slr_name_list *l = (const slr_name_list *)base;
+      for (int i = 0; i < l->n; i++)
+        if (emit_scalar(em, l->v[i], needs_quotes(l->v[i]))) return -1;
+    }
+    return emit_simple(em, 3);
+  }
+  if (k->type == K_STR) return emit_scalar(em, base, needs_quotes(base));
+  char *t = value_text(c, k);
+  if (!t) return -1;
+  int rc = emit_scalar(em, t, 0);
+  free(t);
+  return rc;
+}
+
+static int write_handler(void *data, unsigned char *buffer, size_t size) {
+  return fwrite(buffer, 1, size, (FILE *)data) == size;
+}
+
+int slr_config_write(const slr_config *c, FILE *out) {
+  yaml_emitter_t em;
+  if (!yaml_emitter_initialize(&em)) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory (YAML)");
+  yaml_emitter_set_output(&em, write_handler, out);
+  yaml_emitter_set_unicode(&em, 1);
+  yaml_emitter_set_indent(&em, 2);
+  yaml_emitter_set_width(&em, 100);
+  yaml_event_t ev;
+  int bad_emit = 0;
+  yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+  bad_emit |= !yaml_emitter_emit(&em, &ev);
+  yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
+  bad_emit |= !yaml_emitter_emit(&em, &ev);
+  bad_emit |= emit_simple(&em, 0) != 0;
+  /* the open sections, as the prefix of the previous key */
+  char open[8][64];
+  int depth = 0;
+  for (size_t i = 0; i < NKEYS && !bad_emit; i++) {
+    char parts[8][64];
+    int np = 0;
+    const char *p = KEYS[i].path;
+    while (np < 8) {
+      const char *d = strchr(p, '.');
+      size_t l = d ? (size_t)(d - p) : strlen(p);
+      snprintf(parts[np++], sizeof parts[0], "%.*s", (int)l, p);
+      if (!d) break;
+      p = d + 1;
+    }
+    int common = 0;
+    while (common < depth && common < np - 1 && strcmp(open[common], parts[common]) == 0)
+      common++;
+    for (; depth > common; depth--) bad_emit |= emit_simple(&em, 1) != 0;
+    for (; depth < np - 1; depth++) {
+      bad_emit |= emit_scalar(&em, parts[depth], 0) != 0;
+      bad_emit |= emit_simple(&em, 0) != 0;
+      snprintf(open[depth], sizeof open[0], "%s", parts[depth]);
+    }
+    bad_emit |= emit_scalar(&em, parts[np - 1], 0) != 0;
+    bad_emit |= emit_value(&em, c, &KEYS[i]) != 0;
+  }
+  for (; depth > 0 && !bad_emit; depth--) bad_emit |= emit_simple(&em, 1) != 0;
+  if (!bad_emit) {
+    bad_emit |= emit_simple(&em, 1) != 0;
+    yaml_document_end_event_initialize(&ev, 1);
+    bad_emit |= !yaml_emitter_emit(&em, &ev);
+    yaml_stream_end_event_initialize(&ev);
+    bad_emit |= !yaml_emitter_emit(&em, &ev);
+  }
+  bad_emit |= !yaml_emitter_flush(&em);
+  const char *why = em.problem ? em.problem : "";
+  int rc = bad_emit || ferror(out)
+               ? SLR_FAIL(SLR_ERR, "cannot write the configuration%s%s", why[0] ? ": " : "", why)
+               : 0;
+  yaml_emitter_delete(&em);
+  return rc;
 }
 
 char *slr_config_to_string(const slr_config *c) {
