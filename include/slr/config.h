@@ -181,6 +181,11 @@ int slr_config_load(slr_config *c, const char *path);
 /* Apply one "a.b=value" override (value in YAML syntax; lists as "[1, 2]").
  * Local. */
 int slr_config_set(slr_config *c, const char *assignment);
+/* A command-line option that is an alias of a key (`slr cluster --k1 20` is
+ * cluster.k1=20): validated by the key table, errors name the option.
+ * value NULL leaves the key as it is. Local. */
+int slr_config_set_option(slr_config *c, const char *option, const char *key,
+                          const char *value);
 /* Checks across keys (e.g. batch size a multiple of instances). Local. */
 int slr_config_validate(const slr_config *c);
 /* The resolved configuration as YAML. Local. */

@@ -139,7 +139,7 @@ static const key_def KEYS[] = {
 
     INT("cluster.k1", cluster.k1, 1, 100000, "30", "k-reciprocal k1"),
     INT("cluster.k2", cluster.k2, 1, 100000, "6", "query-expansion k2 (at most k1)"),
-    FLT("cluster.eps", cluster.eps, 0, 1, "0.6", "DBSCAN eps on the Jaccard distance"),
+    FLT("cluster.eps", cluster.eps, 1e-9, 1, "0.6", "DBSCAN eps on the Jaccard distance"),
     INT("cluster.min_samples", cluster.min_samples, 1, 2147483647, "4",
         "DBSCAN min_samples (counting the point itself)"),
 
@@ -285,9 +285,9 @@ static int check_range(const key_def *k, double v, const char *where, const char
   if (v < k->min || v > k->max) {
     char why[160];
     if (k->max >= BIG / 10 || k->max > 1e17)
-      snprintf(why, sizeof why, "is out of range (at least %g)", k->min);
+      snprintf(why, sizeof why, "is out of range (at least %.15g)", k->min);
     else
-      snprintf(why, sizeof why, "is out of range (%g to %g)", k->min, k->max);
+      snprintf(why, sizeof why, "is out of range (%.15g to %.15g)", k->min, k->max);
     return bad(where, k->path, s, why);
   }
   return 0;
@@ -645,10 +645,25 @@ int slr_config_load(slr_config *c, const char *path) {
   return rc;
 }
 
+static int config_set_at(slr_config *c, const char *assignment, const char *where);
+
 int slr_config_set(slr_config *c, const char *assignment) {
   if (!assignment) return 0;
   char where[700];
   snprintf(where, sizeof where, "--set %s", assignment);
+  return config_set_at(c, assignment, where);
+}
+
+int slr_config_set_option(slr_config *c, const char *option, const char *key,
+                          const char *value) {
+  if (!value) return 0;
+  char where[700], assign[700];
+  snprintf(where, sizeof where, "--%s %s", option, value);
+  snprintf(assign, sizeof assign, "%s=%s", key, value);
+  return config_set_at(c, assign, where);
+}
+
+static int config_set_at(slr_config *c, const char *assignment, const char *where) {
   const char *eq = strchr(assignment, '=');
   if (!eq || eq == assignment)
     return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: expected KEY=VALUE, e.g. solver.adapt.lr=1e-4",
@@ -686,7 +701,7 @@ int slr_config_set(slr_config *c, const char *assignment) {
 int slr_config_validate(const slr_config *c) {
   const slr_pretrain_cfg *pt = &c->train.pretrain;
   const slr_adapt_cfg *ad = &c->train.adapt;
-  const char *f = c->source_file[0] ? c->source_file : "configuration";
+  const char *f = c->source_file[0] ? c->source_file : "the configuration";
   if (pt->batch_size % pt->instances)
     return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
                          "%s: train.pretrain.batch_size %lld is not a multiple of "
@@ -700,6 +715,10 @@ int slr_config_validate(const slr_config *c) {
   if (c->cluster.k2 > c->cluster.k1)
     return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: cluster.k2 %lld is larger than cluster.k1 %lld",
                          f, (long long)c->cluster.k2, (long long)c->cluster.k1);
+  if (c->eval.rerank_k2 > c->eval.rerank_k1)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s: eval.rerank_k2 %lld is larger than eval.rerank_k1 %lld", f,
+                         (long long)c->eval.rerank_k2, (long long)c->eval.rerank_k1);
   return 0;
 }
 
