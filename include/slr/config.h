@@ -134,12 +134,21 @@ typedef struct {
   double threshold;
   int reclaim_outliers;
   double soft_weight; /* weight of the soft-label loss term, 0 = off */
+  char distance[SLR_CFG_NAME];       /* euclidean | cosine | jensen_shannon | hellinger */
+  char threshold_mode[SLR_CFG_NAME]; /* absolute | alpha */
+  char alpha_schedule[SLR_CFG_NAME]; /* constant | linear */
+  double alpha_end;                  /* linear schedule: alpha at the last epoch */
+  char previous[SLR_CFG_NAME];       /* dbscan | refined */
+  char projection[SLR_CFG_NAME];     /* row | iou | transition */
+  char memory[SLR_CFG_NAME];         /* refined | dbscan */
 } slr_refine_cfg;
 
 typedef struct {
   int64_t every_steps; /* 0: only at the end of each epoch */
   slr_resume_mode resume;
   int64_t keep;
+  int64_t labels_every; /* RUN/labels/epoch-NNN.h5 every n adaptation epochs, 0 = never */
+  int labels_features;  /* with the epoch's features */
 } slr_checkpoint_cfg;
 
 typedef struct {

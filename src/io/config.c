@@ -155,12 +155,31 @@ static const key_def KEYS[] = {
          "let current outliers with a previous cluster join a refined cluster"),
     FLT("refine.soft_weight", refine.soft_weight, 0, 100, "0.0",
         "weight of the soft-label loss against the memory (0 = off)"),
+    ENUM("refine.distance", refine.distance, "euclidean|cosine|jensen_shannon|hellinger",
+         "euclidean", "distance between soft labels in the hierarchical clustering"),
+    ENUM("refine.threshold_mode", refine.threshold_mode, "absolute|alpha", "absolute",
+         "absolute: refine.threshold as given; alpha: refine.threshold times alpha"),
+    ENUM("refine.alpha_schedule", refine.alpha_schedule, "constant|linear", "constant",
+         "alpha over the adaptation epochs: constant, or linear to refine.alpha_end"),
+    FLT("refine.alpha_end", refine.alpha_end, 0, 1, "0.5",
+        "linear schedule: alpha at the last adaptation epoch"),
+    ENUM("refine.previous", refine.previous, "dbscan|refined", "dbscan",
+         "previous labels projected: the last epoch's DBSCAN or refined labels"),
+    ENUM("refine.projection", refine.projection, "row|iou|transition", "row",
+         "projection of a previous cluster: IoU row-normalised, raw IoU, or the share of its "
+         "samples in each current cluster"),
+    ENUM("refine.memory", refine.memory, "refined|dbscan", "refined",
+         "clusters the cluster memory is built from"),
 
     INT("checkpoint.every_steps", checkpoint.every_steps, 0, 1e12, "0",
         "also checkpoint every n steps (0 = end of each epoch only)"),
     ENUM("checkpoint.resume", checkpoint.resume, "auto|never", "auto",
          "auto: continue from the newest complete checkpoint in the run folder"),
     INT("checkpoint.keep", checkpoint.keep, 1, 1e6, "2", "checkpoints kept"),
+    INT("checkpoint.labels_every", checkpoint.labels_every, 0, 1e6, "1",
+        "write RUN/labels/epoch-NNN.h5 every n adaptation epochs (0 = never)"),
+    BOOL("checkpoint.labels_features", checkpoint.labels_features, "true",
+         "the labels files also hold the epoch's features"),
 
     INT("eval.every", eval.every, 0, 1e6, "10", "evaluate every n epochs (0 = only at the end)"),
     CHOICE("eval.metric", eval.metric, "euclidean|cosine", "euclidean", "retrieval distance"),
@@ -862,7 +881,7 @@ int slr_config_write(const slr_config *c, FILE *out) {
   yaml_emitter_set_output(&em, write_handler, out);
   yaml_emitter_set_unicode(&em, 1);
   yaml_emitter_set_indent(&em, 2);
-  yaml_emitter_set_width(&em, 100);
+  yaml_emitter_set_width(&em, -1); /* one line per key, however long */
   yaml_event_t ev;
   int bad_emit = 0;
   yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
