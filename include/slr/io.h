@@ -165,6 +165,22 @@ int slr_ckpt_newest(MPI_Comm comm, const char *run_dir, int max_version, char *o
  * than the newest). Collective on comm (rank 0 deletes). */
 int slr_ckpt_prune(MPI_Comm comm, const char *run_dir, int64_t keep);
 
+/* ---- the state of a run ---------------------------------------------------------- */
+
+/* RUN/status.json, for wrappers (a batch script, tools) that cannot rely on
+ * the launcher's exit code: Open MPI's mpiexec exits with 1, not the ranks'
+ * 75, when it is itself sent SIGTERM or SIGINT. One JSON object:
+ *   {"state": "running" | "stopped" | "done" | "failed", "exit_code": N,
+ *    "signal": S, "position": P, "checkpoint": "PATH", "message": "...",
+ *    "time": UNIX_SECONDS}
+ * "stopped" means a checkpoint at `position` was committed and the run can be
+ * resumed (exit code 75); "failed" carries the error message. Written
+ * atomically by rank 0 of comm; `checkpoint` and `message` may be NULL.
+ * Collective on comm (the result is agreed). */
+int slr_run_status_write(MPI_Comm comm, const char *run_dir, const char *state, int exit_code,
+                         int signal, int64_t position, const char *checkpoint,
+                         const char *message);
+
 /* ---- output paths ---------------------------------------------------------------- */
 
 /* Check a path that slr is about to write (a file, or with what "run folder"

@@ -92,7 +92,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   const slr_domain_cfg *dom[2] = {&cfg.data.source, &cfg.data.target};
   const char *names[2] = {"source", "target"};
   for (int d = 0; d < 2; d++) {
-    if (!want[d] || strcmp(dom[d]->format, "none") == 0) continue;
+    if (!want[d] || dom[d]->format == SLR_FMT_NONE) continue;
     slr_dataset ds;
     slr_info("%s:", names[d]);
     SLR_TRY(slr_dataset_load(&ds, dom[d], ctx->world));

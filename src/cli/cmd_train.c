@@ -36,9 +36,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   SLR_TRY(slr_agree(ctx->world, slr_output_path_check(out, "run folder")));
   slr_config cfg;
   SLR_TRY(slr_cli_load_config(ctx->world, config, &sets, &cfg));
-  slr_log_level level;
-  slr_log_parse_level(cfg.run.log_level, &level);
-  slr_log_setup(level, cfg.run.log_all_ranks);
+  slr_log_setup(cfg.run.log_level, cfg.run.log_all_ranks);
   return slr_train_run(ctx, &cfg, out,
                        (resume ? SLR_TRAIN_RESUME : 0u) | (force ? SLR_TRAIN_FORCE_CONFIG : 0u));
 }

@@ -497,25 +497,32 @@ int slr_dataset_read(slr_dataset *ds, const slr_domain_cfg *cfg) {
   memset(ds, 0, sizeof *ds);
   snprintf(ds->root, sizeof ds->root, "%s", cfg->root);
   int rc;
-  if (strcmp(cfg->format, "market1501") == 0) {
+  switch (cfg->format) {
+  case SLR_FMT_MARKET1501:
     snprintf(ds->name, sizeof ds->name, "Market-1501");
     rc = read_market_like(ds, cfg->root, &market_scheme);
-  } else if (strcmp(cfg->format, "dukemtmc") == 0) {
+    break;
+  case SLR_FMT_DUKEMTMC:
     snprintf(ds->name, sizeof ds->name, "DukeMTMC-reID");
     rc = read_market_like(ds, cfg->root, &duke_scheme);
-  } else if (strcmp(cfg->format, "personx") == 0) {
+    break;
+  case SLR_FMT_PERSONX:
     snprintf(ds->name, sizeof ds->name, "PersonX");
     rc = read_market_like(ds, cfg->root, &personx_scheme);
-  } else if (strcmp(cfg->format, "msmt17") == 0) {
+    break;
+  case SLR_FMT_MSMT17:
     snprintf(ds->name, sizeof ds->name, "MSMT17");
     rc = read_msmt(ds, cfg);
-  } else if (strcmp(cfg->format, "list") == 0) {
+    break;
+  case SLR_FMT_LIST:
     snprintf(ds->name, sizeof ds->name, "list");
     rc = read_list(ds, cfg);
-  } else if (strcmp(cfg->format, "none") == 0) {
+    break;
+  case SLR_FMT_NONE:
     rc = SLR_FAIL(SLR_ERR_CONFIG, "no data set configured (format none)");
-  } else {
-    rc = SLR_FAIL(SLR_ERR_CONFIG, "unknown data set format \"%s\"", cfg->format);
+    break;
+  default:
+    rc = SLR_FAIL(SLR_ERR_CONFIG, "unknown data set format %d", (int)cfg->format);
   }
   if (rc) slr_dataset_free(ds);
   return rc;

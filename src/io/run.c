@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "slr/io.h"
@@ -215,4 +216,42 @@ int slr_output_path_check(const char *path, const char *what) {
   if (folder && stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
     return slr_error_set(SLR_ERR_USAGE, NULL, 0, "%s %s exists and is not a folder", what, path);
   return 0;
+}
+
+int slr_run_status_write(MPI_Comm comm, const char *run_dir, const char *state, int exit_code,
+                         int signal, int64_t position, const char *checkpoint,
+                         const char *message) {
+  int rank = 0, rc = 0;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0) {
+    char path[SLR_PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/status.json", run_dir) >= (int)sizeof path)
+      rc = SLR_FAIL(SLR_ERR, "run folder name too long: %s", run_dir);
+    slr_json j;
+    slr_json_init(&j);
+    slr_json_object_begin(&j, NULL);
+    slr_json_str(&j, "state", state);
+    slr_json_int(&j, "exit_code", exit_code);
+    slr_json_int(&j, "signal", signal);
+    slr_json_int(&j, "position", position);
+    if (checkpoint) slr_json_str(&j, "checkpoint", checkpoint);
+    if (message) slr_json_str(&j, "message", message);
+    slr_json_int(&j, "time", (int64_t)time(NULL));
+    slr_json_object_end(&j);
+    if (!rc && !slr_json_ok(&j)) rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory writing %s", path);
+    if (!rc) {
+      size_t len = strlen(slr_json_text(&j));
+      char *text = malloc(len + 2);
+      if (!text) {
+        rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory writing %s", path);
+      } else {
+        memcpy(text, slr_json_text(&j), len);
+        text[len] = '\n';
+        rc = slr_write_file_atomic(path, text, len + 1);
+        free(text);
+      }
+    }
+    slr_json_free(&j);
+  }
+  return slr_agree(comm, rc);
 }

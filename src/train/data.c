@@ -37,8 +37,8 @@ static int load_target(tr_data *d, const slr_ctx *ctx, const slr_config *cfg, in
 int tr_data_init(tr_data *d, const slr_ctx *ctx, const slr_config *cfg) {
   memset(d, 0, sizeof *d);
   const int need_source = has_stage(cfg, "pretrain"), need_target = has_stage(cfg, "adapt");
-  const int want_eval = strcmp(cfg->data.target.format, "none") != 0;
-  if (need_source && !strcmp(cfg->data.source.format, "none"))
+  const int want_eval = cfg->data.target.format != SLR_FMT_NONE;
+  if (need_source && cfg->data.source.format == SLR_FMT_NONE)
     return SLR_FAIL(SLR_ERR_CONFIG, "train.stages has pretrain, but data.source.format is none");
   if (need_target && !want_eval)
     return SLR_FAIL(SLR_ERR_CONFIG, "train.stages has adapt, but data.target.format is none");

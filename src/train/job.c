@@ -388,7 +388,7 @@ int slr_train_run(const slr_ctx *ctx, const slr_config *cfg, const char *run_dir
   j->cfg = cfg;
   j->resumed_stage = -1;
   j->force_config = (flags & SLR_TRAIN_FORCE_CONFIG) != 0;
-  const int resume = (flags & SLR_TRAIN_RESUME) || strcmp(cfg->checkpoint.resume, "auto") == 0;
+  const int resume = (flags & SLR_TRAIN_RESUME) || cfg->checkpoint.resume == SLR_RESUME_AUTO;
   int rc = job_open(j, run_dir, resume);
   int si = j->resumed_stage >= 0 ? j->resumed_stage : 0;
   for (; !rc && si < cfg->train.stages.n; si++) rc = run_stage(j, si);

@@ -25,7 +25,7 @@ int slr_train_model_init(slr_model *m, const slr_config *cfg, int num_classes) {
 static int build_schedule(const slr_config *cfg, int stage, int64_t epochs, slr_lr_schedule *s) {
   const slr_schedule_cfg *sc = stage == STAGE_PRETRAIN ? &cfg->solver.pretrain : &cfg->solver.adapt;
   memset(s, 0, sizeof *s);
-  s->base_lr = cfg->solver.lr;
+  s->base_lr = sc->lr;
   s->gamma = cfg->solver.gamma;
   s->step_size = sc->step_size;
   s->t_max = epochs > 0 ? epochs : 1;
@@ -33,24 +33,24 @@ static int build_schedule(const slr_config *cfg, int stage, int64_t epochs, slr_
   s->warmup_iters = sc->warmup_epochs;
   s->warmup_factor = cfg->solver.warmup_factor;
   const char *prefix = stage == STAGE_PRETRAIN ? "solver.pretrain" : "solver.adapt";
-  if (!strcmp(sc->schedule, "constant"))
-    s->kind = SLR_LR_CONSTANT;
-  else if (!strcmp(sc->schedule, "step"))
-    s->kind = SLR_LR_STEP;
-  else if (!strcmp(sc->schedule, "cosine"))
-    s->kind = SLR_LR_COSINE;
-  else if (!strcmp(sc->schedule, "multistep")) {
+  switch (sc->schedule) {
+  case SLR_SCHED_CONSTANT: s->kind = SLR_LR_CONSTANT; break;
+  case SLR_SCHED_STEP: s->kind = SLR_LR_STEP; break;
+  case SLR_SCHED_COSINE: s->kind = SLR_LR_COSINE; break;
+  case SLR_SCHED_MULTISTEP:
     s->kind = SLR_LR_MULTISTEP;
     s->nmilestones = sc->milestones.n;
     for (int i = 0; i < sc->milestones.n; i++) s->milestones[i] = sc->milestones.v[i];
-  } else
-    return SLR_FAIL(SLR_ERR_CONFIG, "%s.schedule: \"%s\" is not one of "
-                    "constant|step|multistep|cosine", prefix, sc->schedule);
+    break;
+  default:
+    return SLR_FAIL(SLR_ERR_CONFIG, "%s.schedule: %d is not one of constant|step|multistep|cosine",
+                    prefix, (int)sc->schedule);
+  }
   return 0;
 }
 
 static int setup_optimizer(tr_model *m, const slr_config *cfg) {
-  const slr_opt_kind kind = strcmp(cfg->solver.optimizer, "sgd") == 0 ? SLR_OPT_SGD : SLR_OPT_ADAM;
+  const slr_opt_kind kind = cfg->solver.optimizer == SLR_OPTIM_SGD ? SLR_OPT_SGD : SLR_OPT_ADAM;
   slr_optimizer_init(&m->opt, kind, (float)cfg->solver.weight_decay);
   if (kind == SLR_OPT_ADAM) {
     m->opt.beta1 = (float)cfg->solver.beta1;

@@ -34,7 +34,7 @@ static int setup(void **state) {
   if (slr_synth_write(&o, root, MPI_COMM_WORLD)) return -1;
   slr_domain_cfg c;
   memset(&c, 0, sizeof c);
-  strcpy(c.format, "market1501");
+  c.format = SLR_FMT_MARKET1501;
   slr_strlcpy(c.root, root, sizeof c.root);
   if (slr_dataset_load(&ds, &c, MPI_COMM_WORLD)) return -1;
   slr_data_cfg dc;

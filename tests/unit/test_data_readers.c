@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "slr/data.h"
+#include "slr/config.h"
 #include "slr_test.h"
 
 static char *tmp;
@@ -23,7 +24,9 @@ static void touch(const char *dir, const char *sub, const char *name) {
 
 static void cfg_for(slr_domain_cfg *c, const char *format, const char *root) {
   memset(c, 0, sizeof *c);
-  slr_strlcpy(c->format, format, sizeof c->format);
+  int f = 0;
+  assert_int_equal(slr_config_enum_parse("data.source.format", format, &f), 0);
+  c->format = (slr_data_format)f;
   slr_strlcpy(c->root, root, sizeof c->root);
   c->use_val = 1;
 }
