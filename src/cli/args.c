@@ -118,8 +118,22 @@ int slr_parse_options(const slr_command *cmd, const slr_opt *opts, int argc, cha
         rc = slr_cli_usage_error(cmd, "option --%s takes no value", opts[optopt - OPT_BASE].name);
       else if (optopt)
         rc = slr_cli_usage_error(cmd, "unknown option -%c", optopt);
-      else
-        rc = slr_cli_usage_error(cmd, "unknown or ambiguous option %s", name);
+      else {
+        /* getopt_long gives '?' for an unknown name and for a prefix of several */
+        char which[256] = "";
+        size_t len = strlen(name) > 2 ? strlen(name) - 2 : 0, w = 0;
+        int hits = 0;
+        for (int i = 0; i < n && len && !strncmp(name, "--", 2); i++)
+          if (!strncmp(opts[i].name, name + 2, len) && w < sizeof which) {
+            w += (size_t)snprintf(which + w, sizeof which - w, "%s--%s", hits ? ", " : "",
+                                  opts[i].name);
+            hits++;
+          }
+        if (hits > 1)
+          rc = slr_cli_usage_error(cmd, "ambiguous option %s (%s)", name, which);
+        else
+          rc = slr_cli_usage_error(cmd, "unknown option %s", name);
+      }
     } else if (c >= OPT_BASE && c < OPT_BASE + n) {
       const slr_opt *o = &opts[c - OPT_BASE];
       if (o->type == OPT_FLAG)

@@ -16,7 +16,7 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_cluster = {
     "cluster", "pseudo labels: kNN, k-reciprocal Jaccard distance and DBSCAN of features",
-    "--features F.h5 --out L.h5 [--k1 30] [--k2 6] [--eps 0.6] [--min-samples 4]", run, 0};
+    "--features F.h5 --out L.h5 [--k1 30] [--k2 6] [--eps 0.6] [--min-samples 4] [--threads T]", run, 0};
 
 /* Read and check /features; x gets this rank's rows, L2-normalised. */
 static int read_features(slr_ctx *ctx, const char *path, int k1, float **x, int64_t *n,
@@ -91,16 +91,16 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int rc = slr_parse_options(&slr_cmd_cluster, opts, argc, argv, NULL, 0, &npos);
   if (rc) return rc;
   if (!feat || !out)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --features and --out are required");
+    return slr_cli_usage_error(&slr_cmd_cluster, "--features and --out are required");
   if (k1 < 1 || k1 > 100000)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --k1 %lld must be in 1..100000", (long long)k1);
+    return slr_cli_usage_error(&slr_cmd_cluster, "--k1 %lld must be in 1..100000", (long long)k1);
   if (k2 < 1 || k2 > k1)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --k2 %lld must be in 1..k1 (%lld)",
+    return slr_cli_usage_error(&slr_cmd_cluster, "--k2 %lld must be in 1..k1 (%lld)",
                     (long long)k2, (long long)k1);
   if (!(eps > 0.0) || !isfinite(eps))
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --eps %g must be > 0", eps);
+    return slr_cli_usage_error(&slr_cmd_cluster, "--eps %g must be > 0", eps);
   if (min_samples < 1 || min_samples > INT32_MAX)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --min-samples %lld must be >= 1",
+    return slr_cli_usage_error(&slr_cmd_cluster, "--min-samples %lld must be >= 1",
                     (long long)min_samples);
   if (threads > 0) slr_threads_set((int)threads, ctx->node_size);
   /* OpenBLAS falls back to its SSE3 kernels on CPUs it cannot name (some

@@ -125,21 +125,24 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int npos = 0;
   const char *pos[1];
   SLR_TRY(slr_parse_options(&slr_cmd_evaluate, opts, argc, argv, pos, 0, &npos));
-  if (!features) return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --features F.h5 is required");
+  if (!features) return slr_cli_usage_error(&slr_cmd_evaluate, "--features F.h5 is required");
   slr_eval_opts o;
   slr_eval_opts_default(&o);
-  SLR_TRY(slr_metric_parse(metric_name, &o.metric));
-  if (qblock < 0) return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --query-block must be >= 1 (0: the default)");
+  if (slr_metric_parse(metric_name, &o.metric))
+    return slr_cli_usage_error(&slr_cmd_evaluate, "--metric: unknown metric \"%s\" (euclidean or cosine)",
+                               metric_name);
+  if (qblock < 0) return slr_cli_usage_error(&slr_cmd_evaluate, "--query-block must be >= 1 (0: the default)");
   o.query_block = qblock;
   if (k1 < 1 || k1 > 100000 || k2 < 1 || k2 > k1)
-    return SLR_FAIL(SLR_ERR_USAGE,
-                    "slr evaluate: --rerank-k1 %lld and --rerank-k2 %lld must satisfy "
+    return slr_cli_usage_error(&slr_cmd_evaluate, "--rerank-k1 %lld and --rerank-k2 %lld must satisfy "
                     "1 <= k2 <= k1 <= 100000",
                     (long long)k1, (long long)k2);
   if (!(lambda >= 0.0 && lambda <= 1.0))
-    return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --rerank-lambda %g must be in [0, 1]", lambda);
+    return slr_cli_usage_error(&slr_cmd_evaluate, "--rerank-lambda %g must be in [0, 1]", lambda);
   o.rerank = rerank;
-  SLR_TRY(slr_rerank_variant_parse(variant, &o.rerank_variant));
+  if (slr_rerank_variant_parse(variant, &o.rerank_variant))
+    return slr_cli_usage_error(&slr_cmd_evaluate, "--rerank-variant: unknown re-ranking variant \"%s\" (jaccard or zhong)",
+                               variant);
   o.rerank_k1 = (int)k1;
   o.rerank_k2 = (int)k2;
   o.rerank_lambda = lambda;

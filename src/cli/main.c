@@ -104,6 +104,11 @@ int main(int argc, char **argv) {
     return SLR_EXIT_OK;
   }
   if (strcmp(name, "--version") == 0) {
+    if (argc > 2) {
+      fprintf(stderr, "slr: --version takes no arguments (got \"%s\")\nusage: slr --version\n",
+              argv[2]);
+      return SLR_EXIT_USAGE;
+    }
     print_version();
     return SLR_EXIT_OK;
   }

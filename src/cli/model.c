@@ -12,48 +12,44 @@ static const char *pool_name(slr_pool_kind p) { return p == SLR_POOL_GEM ? "gem"
 int slr_cli_model_from_file(const slr_command *cmd, MPI_Comm comm, const char *path,
                             const slr_cli_model_flags *fl, slr_model_config *cfg,
                             int *feat_dim) {
+  const char *name = cmd->name;
+  slr_arch a = SLR_ARCH_RESNET50;
+  slr_pool_kind p = SLR_POOL_AVG;
+  /* the flags' own values first: a usage error needs no file */
+  if (fl && fl->arch && slr_arch_parse(fl->arch, &a))
+    return slr_cli_usage_error(cmd, "--arch %s: not resnet18, resnet34, resnet50 or resnet50_ibn_a",
+                               fl->arch);
+  if (fl && fl->pool) {
+    if (strcmp(fl->pool, "avg") && strcmp(fl->pool, "gem"))
+      return slr_cli_usage_error(cmd, "--pool %s: not avg or gem", fl->pool);
+    p = !strcmp(fl->pool, "gem") ? SLR_POOL_GEM : SLR_POOL_AVG;
+  }
+  if (fl && fl->last_stride && fl->last_stride != 1 && fl->last_stride != 2)
+    return slr_cli_usage_error(cmd, "--last-stride %lld: not 1 or 2", (long long)fl->last_stride);
+  if (fl && fl->width && (fl->width < 1 || fl->width > 4096))
+    return slr_cli_usage_error(cmd, "--width %lld: out of range [1, 4096]", (long long)fl->width);
+
   slr_model_desc d;
   SLR_TRY(slr_model_describe(comm, path, &d));
-  const char *name = cmd->name;
   if (fl && fl->arch) {
-    slr_arch a;
-    if (slr_arch_parse(fl->arch, &a))
-      return slr_error_set(SLR_ERR_USAGE, NULL, 0,
-                           "slr %s: --arch %s: not resnet18, resnet34, resnet50 or "
-                           "resnet50_ibn_a\nusage: slr %s %s (see slr %s --help)",
-                           name, fl->arch, name, cmd->usage, name);
     if ((d.known & SLR_DESC_ARCH) && a != d.cfg.arch)
       return SLR_FAIL(SLR_ERR_INPUT, "slr %s: --arch %s, but %s holds a %s", name, fl->arch,
                       path, slr_arch_name(d.cfg.arch));
     d.cfg.arch = a, d.known |= SLR_DESC_ARCH;
   }
   if (fl && fl->pool) {
-    slr_pool_kind p;
-    if (strcmp(fl->pool, "avg") && strcmp(fl->pool, "gem"))
-      return slr_error_set(SLR_ERR_USAGE, NULL, 0,
-                           "slr %s: --pool %s: not avg or gem\nusage: slr %s %s (see slr %s --help)",
-                           name, fl->pool, name, cmd->usage, name);
-    p = !strcmp(fl->pool, "gem") ? SLR_POOL_GEM : SLR_POOL_AVG;
     if ((d.known & SLR_DESC_POOL) && p != d.cfg.pool)
       return SLR_FAIL(SLR_ERR_INPUT, "slr %s: --pool %s, but %s holds a model with %s pooling",
                       name, fl->pool, path, pool_name(d.cfg.pool));
     d.cfg.pool = p, d.known |= SLR_DESC_POOL;
   }
   if (fl && fl->last_stride) {
-    if (fl->last_stride != 1 && fl->last_stride != 2)
-      return slr_error_set(SLR_ERR_USAGE, NULL, 0,
-                           "slr %s: --last-stride %lld: not 1 or 2\nusage: slr %s %s (see slr %s "
-                           "--help)", name, (long long)fl->last_stride, name, cmd->usage, name);
     if ((d.known & SLR_DESC_LAST_STRIDE) && fl->last_stride != d.cfg.last_stride)
       return SLR_FAIL(SLR_ERR_INPUT, "slr %s: --last-stride %lld, but %s holds a model with last "
                       "stride %d", name, (long long)fl->last_stride, path, d.cfg.last_stride);
     d.cfg.last_stride = (int)fl->last_stride, d.known |= SLR_DESC_LAST_STRIDE;
   }
   if (fl && fl->width) {
-    if (fl->width < 1 || fl->width > 4096)
-      return slr_error_set(SLR_ERR_USAGE, NULL, 0,
-                           "slr %s: --width %lld: out of range [1, 4096]\nusage: slr %s %s (see "
-                           "slr %s --help)", name, (long long)fl->width, name, cmd->usage, name);
     if ((d.known & SLR_DESC_WIDTH) && fl->width != d.cfg.width)
       return SLR_FAIL(SLR_ERR_INPUT, "slr %s: --width %lld, but %s holds a model of width %d",
                       name, (long long)fl->width, path, d.cfg.width);
