@@ -20,11 +20,17 @@ import argparse
 import os
 import sys
 
-import h5py
-import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import slr_torch  # noqa: E402
+def _imports():
+    """The heavy modules, imported after the arguments are parsed (so that --help is quick)."""
+    global h5py, np, torch, slr_torch
+    import h5py
+    import numpy as np
+    import torch
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import slr_torch
+
+
 
 
 def fail(msg):
@@ -34,6 +40,7 @@ def fail(msg):
 
 def read(path):
     """The state_dict of an slr weights file; exits with a message for anything else."""
+    _imports()
     try:
         with h5py.File(path, "r") as f:
             fmt = f.attrs.get("slr_format", b"weights")
@@ -59,6 +66,7 @@ def main(argv):
                     "slr export's output, torch2h5.py's output)")
     ap.add_argument("output", metavar="OUT.pth", help="PyTorch state_dict to write (torch.save)")
     a = ap.parse_args(argv)
+    _imports()
     sd = read(a.input)
     try:
         desc = slr_torch.describe(a.input)

@@ -24,9 +24,16 @@ import argparse
 import os
 import sys
 
-import h5py
-import numpy as np
-import torch
+
+def _imports():
+    """The heavy modules, imported after the arguments are parsed (so that --help is quick)."""
+    global h5py, np, torch, slr_torch
+    import h5py
+    import numpy as np
+    import torch
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import slr_torch
+
 
 # key prefix renames, applied in order (after `module.` is removed)
 PRESETS = {
@@ -52,6 +59,7 @@ def fail(msg):
 
 
 def find_state_dict(obj):
+    _imports()
     if isinstance(obj, dict) and obj and all(torch.is_tensor(v) for v in obj.values()):
         return obj
     if isinstance(obj, dict):
@@ -88,9 +96,8 @@ def rename_keys(state, renames=(), drop=()):
 
 def convert(state, out, drop=(), renames=(), last_stride=None):
     """Write `state` (renamed) to `out`; returns (tensor count, description or None)."""
+    _imports()
     state = rename_keys(state, renames, drop)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import slr_torch
     desc = None
     try:
         desc = slr_torch.describe_state_dict(state, last_stride)
@@ -142,6 +149,7 @@ def main(argv):
                     help="record the stride of layer4 (2: torchvision's ImageNet models, 1: Re-ID "
                          "models); it cannot be seen in the keys")
     a = ap.parse_args(argv)
+    _imports()
     renames = list(PRESETS[a.preset]["rename"]) if a.preset else []
     drop = list(PRESETS[a.preset]["drop"]) if a.preset else []
     renames += a.rename
