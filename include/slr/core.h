@@ -134,6 +134,17 @@ void slr_log(slr_log_level level, const char *fmt, ...)
 /* Log from every rank regardless of the setting (prefixed). Local. */
 void slr_log_rank(slr_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The run log: rank 0's log lines and progress lines (plain, at the
+ * progress interval) are also appended to `path`, one line each, prefixed
+ * with an ISO-8601 timestamp ("2026-12-01T09:52:42+0000"). Opening another
+ * file closes the first; on ranks other than 0 it does nothing. main()
+ * writes the final error line and closes the file at exit. Local: only rank
+ * 0 opens, so the caller agrees the result (slr_agree) before going on. */
+int slr_log_file_open(const char *path);
+void slr_log_file_close(void);
+/* Append text to the log file only (each of its lines timestamped); nothing
+ * without an open file. Local. */
+void slr_log_file_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define slr_info(...) slr_log(SLR_LOG_INFO, __VA_ARGS__)
 #define slr_warn(...) slr_log(SLR_LOG_WARN, __VA_ARGS__)
 #define slr_debug(...) slr_log(SLR_LOG_DEBUG, __VA_ARGS__)
@@ -150,6 +161,7 @@ typedef struct {
   int64_t done;
   double t_start;
   double t_last_print;
+  double t_last_file;
   double interval;
   int tty;
   int active; /* rank 0 and logging at info level */
@@ -162,6 +174,16 @@ void slr_progress_begin(slr_progress *p, const char *label, int64_t total,
                         const char *unit, double interval);
 void slr_progress_update(slr_progress *p, int64_t done);
 void slr_progress_end(slr_progress *p);
+/* The whole run's work, for the run ETA that progress lines append
+ * ("; run 34%, ETA 1h02m"): total and done in any unit (training steps,
+ * say), reported as often as the caller likes (each step). The rate is
+ * measured from the first report, so a resumed run reports what its
+ * checkpoint had done first. Local (rank 0's values are printed). */
+void slr_run_progress_set(double total, double done);
+void slr_run_progress_clear(void);
+/* The run ETA in seconds (-1: no rate yet) and the fraction done; 0 when
+ * no run work is set. Local. */
+int slr_run_eta(double *eta_s, double *fraction);
 /* Formats an ETA/duration in seconds as "1h02m03s". Local. */
 void slr_format_duration(double seconds, char *buf, size_t len);
 

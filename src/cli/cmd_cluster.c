@@ -17,7 +17,7 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_cluster = {
     "cluster", "pseudo labels: kNN, k-reciprocal Jaccard distance and DBSCAN of features",
-    "--features F.h5 --out L.h5 [--k1 30] [--k2 6] [--eps 0.6] [--min-samples 4]", run, 0};
+    "--features F.h5 --out L.h5 [--k1 30] [--k2 6] [--eps 0.6] [--min-samples 4] [--threads T]", run, 0};
 
 /* Read and check /features; x gets this rank's rows, L2-normalised. */
 static int read_features(slr_ctx *ctx, const char *path, int k1, float **x, int64_t *n,
@@ -103,7 +103,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int rc = slr_parse_options(&slr_cmd_cluster, opts, argc, argv, NULL, 0, &npos);
   if (rc) return rc;
   if (!feat || !out)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --features and --out are required");
+    return slr_cli_usage_error(&slr_cmd_cluster, "--features and --out are required");
   SLR_TRY(slr_output_path_check(out, "--out"));
   slr_config cfg;
   slr_config_defaults(&cfg);
@@ -118,13 +118,13 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   if (rc) {
     char why[1024];
     slr_strlcpy(why, slr_error_text(), sizeof why);
-    return slr_error_set(SLR_ERR_USAGE, NULL, 0, "slr cluster: %s", why);
+    return slr_cli_usage_error(&slr_cmd_cluster, "%s", why);
   }
   int64_t k1 = cfg.cluster.k1, k2 = cfg.cluster.k2, min_samples = cfg.cluster.min_samples;
   double eps = cfg.cluster.eps;
   if (threads < 0)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --threads %lld must be >= 0 (0: the default)",
-                    (long long)threads);
+    return slr_cli_usage_error(&slr_cmd_cluster, "--threads %lld must be >= 0 (0: the default)",
+                               (long long)threads);
   if (threads > 0) slr_threads_set((int)threads, ctx->node_size);
   /* OpenBLAS falls back to its SSE3 kernels on CPUs it cannot name (some
    * virtual machines), several times slower for the distance products */

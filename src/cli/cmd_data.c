@@ -85,7 +85,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int want[2] = {strcmp(side, "source") == 0 || strcmp(side, "both") == 0,
                  strcmp(side, "target") == 0 || strcmp(side, "both") == 0};
   if (!want[0] && !want[1])
-    return SLR_FAIL(SLR_ERR_USAGE, "slr data: --side must be source, target or both (got \"%s\")",
+    return slr_cli_usage_error(&slr_cmd_data, "--side must be source, target or both (got \"%s\")",
                     side);
   slr_config cfg;
   SLR_TRY(slr_cli_load_config(ctx->world, npos ? pos[0] : NULL, &sets, &cfg));

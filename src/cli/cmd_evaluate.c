@@ -135,7 +135,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int npos = 0;
   const char *pos[1];
   SLR_TRY(slr_parse_options(&slr_cmd_evaluate, opts, argc, argv, pos, 0, &npos));
-  if (!features) return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --features F.h5 is required");
+  if (!features) return slr_cli_usage_error(&slr_cmd_evaluate, "--features F.h5 is required");
   if (json) SLR_TRY(slr_output_path_check(json, "--json"));
   slr_config cfg;
   slr_config_defaults(&cfg);
@@ -152,12 +152,12 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   if (rc) {
     char why[1024];
     slr_strlcpy(why, slr_error_text(), sizeof why);
-    return slr_error_set(SLR_ERR_USAGE, NULL, 0, "slr evaluate: %s", why);
+    return slr_cli_usage_error(&slr_cmd_evaluate, "%s", why);
   }
   slr_eval_opts o;
   slr_eval_opts_default(&o);
   SLR_TRY(slr_metric_parse(cfg.eval.metric, &o.metric));
-  if (qblock < 0) return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --query-block must be >= 1 (0: the default)");
+  if (qblock < 0) return slr_cli_usage_error(&slr_cmd_evaluate, "--query-block must be >= 1 (0: the default)");
   o.query_block = qblock;
   o.rerank = cfg.eval.rerank;
   SLR_TRY(slr_rerank_variant_parse(cfg.eval.rerank_variant, &o.rerank_variant));

@@ -1,6 +1,7 @@
-/* slr extract: features of a data set's split with a trained model, written
- * collectively with pids, camids and paths (the layout slr evaluate and
- * slr cluster read). */
+/* slr extract: features of a data set's split with a trained model (the one
+ * its weights file describes), written collectively with pids, camids and
+ * paths (the layout slr evaluate and slr cluster read). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,11 +48,42 @@ static int write_split(slr_ctx *ctx, slr_model *m, const slr_config *cfg, const 
   return rc;
 }
 
+/* The model the weights file describes. The configuration's model keys fill
+ * what the file does not say (the last stride of another tool's file); where
+ * they differ from the file, the file wins and a warning names both. */
+static int model_from_weights(slr_ctx *ctx, const slr_config *cfg, const char *weights,
+                              slr_model *m) {
+  slr_model_desc d;
+  SLR_TRY(slr_model_describe(ctx->world, weights, &d));
+  slr_model_config want;
+  slr_arch arch;
+  SLR_TRY(slr_arch_parse(cfg->model.arch, &arch));
+  slr_model_config_default(&want, arch);
+  want.width = (int)lround(64.0 * cfg->model.width);
+  want.last_stride = cfg->model.last_stride;
+  SLR_TRY(slr_pool_parse(cfg->model.pool, &want.pool));
+  want.neck = cfg->model.neck;
+  if (!(d.known & SLR_DESC_ARCH)) d.cfg.arch = want.arch;
+  if (!(d.known & SLR_DESC_WIDTH)) d.cfg.width = want.width;
+  if (!(d.known & SLR_DESC_LAST_STRIDE)) d.cfg.last_stride = want.last_stride;
+  if (!(d.known & SLR_DESC_POOL)) d.cfg.pool = want.pool;
+  if (!(d.known & SLR_DESC_NECK)) d.cfg.neck = want.neck;
+  char got[160], cfgd[160];
+  slr_cli_model_describe(&d.cfg, got, sizeof got);
+  slr_cli_model_describe(&want, cfgd, sizeof cfgd);
+  if (strcmp(got, cfgd))
+    slr_warn("extract: %s holds %s; the configuration's model keys say %s: the file's model is "
+             "used", weights, got, cfgd);
+  d.cfg.num_classes = 0; /* features only */
+  return slr_model_init(m, &d.cfg, 0);
+}
+
 static int run(slr_ctx *ctx, int argc, char **argv) {
   const char *config = NULL, *weights = NULL, *split = NULL, *out = NULL, *domain = "target";
   slr_opt_list sets = {0};
   const slr_opt opts[] = {
-      {"config", OPT_STR, &config, "C.yaml", "configuration (data set, model, input size)"},
+      {"config", OPT_STR, &config, "C.yaml",
+       "configuration: data set, input size, batch (the model comes from --weights)"},
       {"weights", OPT_STR, &weights, "W.h5", "model weights (RUN/final.h5, RUN/pretrain.h5, ...)"},
       {"split", OPT_STR, &split, "SPLIT", "train, query, gallery, or test (query and gallery)"},
       {"out", OPT_STR, &out, "F.h5", "output file"},
@@ -63,20 +95,16 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int rc = slr_parse_options(&slr_cmd_extract, opts, argc, argv, pos, 0, &npos);
   if (rc) return rc;
   if (!config || !weights || !split || !out)
-    return slr_error_set(SLR_ERR_USAGE, NULL, 0,
-                         "slr extract: --config, --weights, --split and --out are required\n"
-                         "usage: slr extract %s",
-                         slr_cmd_extract.usage);
+    return slr_cli_usage_error(&slr_cmd_extract, "--config, --weights, --split and --out are required");
   SLR_TRY(slr_output_path_check(out, "--out"));
   int which = !strcmp(split, "train") ? SLR_TRAIN : !strcmp(split, "query") ? SLR_QUERY
               : !strcmp(split, "gallery") ? SLR_GALLERY : !strcmp(split, "test") ? 3 : -1;
   if (which < 0)
-    return slr_error_set(SLR_ERR_USAGE, NULL, 0,
-                         "slr extract: --split \"%s\" is not one of train, query, gallery, test",
-                         split);
+    return slr_cli_usage_error(&slr_cmd_extract,
+                               "--split \"%s\" is not one of train, query, gallery, test", split);
   if (strcmp(domain, "target") && strcmp(domain, "source"))
-    return slr_error_set(SLR_ERR_USAGE, NULL, 0,
-                         "slr extract: --domain \"%s\" is not target or source", domain);
+    return slr_cli_usage_error(&slr_cmd_extract, "--domain \"%s\" is not target or source",
+                               domain);
   slr_config cfg;
   SLR_TRY(slr_cli_load_config(ctx->world, config, &sets, &cfg));
   slr_threads_set((int)cfg.run.threads, ctx->node_size);
@@ -86,7 +114,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_transform tf;
   slr_model m;
   rc = slr_transform_from_config(&tf, &cfg.data);
-  if (!rc) rc = slr_train_model_init(&m, &cfg, 0);
+  if (!rc) rc = model_from_weights(ctx, &cfg, weights, &m);
   rc = slr_agree(ctx->world, rc);
   if (rc) {
     slr_dataset_free(&ds);

@@ -53,8 +53,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
     return 0;
   }
   if (npos != 1)
-    return slr_error_set(SLR_ERR_USAGE, NULL, 0, "slr inspect: which file?\nusage: slr inspect %s",
-                         slr_cmd_inspect.usage);
+    return slr_cli_usage_error(&slr_cmd_inspect, "which file?");
   slr_h5 f;
   SLR_TRY(slr_h5_open(&f, ctx->world, pos[0], NULL, 1, SLR_H5_FOREIGN_OK));
   char fmt[64] = "(none)";

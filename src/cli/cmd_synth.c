@@ -11,7 +11,7 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 const slr_command slr_cmd_synth = {
     "synth", "write a synthetic pedestrian domain in Market-1501 layout (and/or a preview grid)",
     "[DIR] [--style synthetic|realistic] [--ids N] [--cams N] [--per-cam N] [--height H] "
-    "[--width W] [--seed S] [--difficulty D] [--preview out.png]",
+    "[--width W] [--seed S] [--difficulty D] [--train-frac F] [--preview out.png] [--preview-rows N]",
     run, 0};
 
 static int run(slr_ctx *ctx, int argc, char **argv) {
@@ -40,20 +40,17 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int npos = 0;
   SLR_TRY(slr_parse_options(&slr_cmd_synth, opts, argc, argv, pos, 1, &npos));
   if (npos == 0 && !preview)
-    return SLR_FAIL(
-        SLR_ERR_USAGE,
-        "slr synth: give an output folder and/or --preview out.png\nusage: slr synth %s",
-        slr_cmd_synth.usage);
+    return slr_cli_usage_error(&slr_cmd_synth, "give an output folder and/or --preview out.png");
   if (strcmp(style, "synthetic") == 0)
     o.style = SLR_STYLE_SYNTHETIC;
   else if (strcmp(style, "realistic") == 0)
     o.style = SLR_STYLE_REALISTIC;
   else
-    return SLR_FAIL(SLR_ERR_USAGE, "slr synth: --style must be synthetic or realistic (got \"%s\")",
+    return slr_cli_usage_error(&slr_cmd_synth, "--style must be synthetic or realistic (got \"%s\")",
                     style);
   if (ids > 100000 || cams > 100 || per_cam > 1000 || height > 4096 || width > 4096 || rows < 1 ||
       rows > 1000 || ids < 0 || cams < 0 || per_cam < 0 || height < 0 || width < 0)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr synth: an option is out of range (see slr synth --help)");
+    return slr_cli_usage_error(&slr_cmd_synth, "an option is out of range");
   o.ids = (int)ids;
   o.cams = (int)cams;
   o.per_cam = (int)per_cam;

@@ -30,9 +30,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int rc = slr_parse_options(&slr_cmd_train, opts, argc, argv, pos, 0, &npos);
   if (rc) return rc;
   if (!config || !out)
-    return slr_error_set(SLR_ERR_USAGE, NULL, 0,
-                         "slr train: --config and --out are required\nusage: slr train %s",
-                         slr_cmd_train.usage);
+    return slr_cli_usage_error(&slr_cmd_train, "--config and --out are required");
   SLR_TRY(slr_agree(ctx->world, slr_output_path_check(out, "run folder")));
   slr_config cfg;
   SLR_TRY(slr_cli_load_config(ctx->world, config, &sets, &cfg));
