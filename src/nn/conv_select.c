@@ -91,7 +91,7 @@ static int tune(const slr_conv2d_dims *full, int with_bwd, int *choice) {
 }
 
 /* The table of SLR_CONV_BACKEND=auto, from measurements with `tune` on an
- * AVX2 CPU (docs/nn.md): oneDNN in its blocked layouts is 1.2 to 2.4 times
+ * AVX2 CPU (docs/nn.md): oneDNN in its blocked layouts is 1.2 to 3.6 times
  * faster for convolutions with a spatial kernel (3x3, 7x7) and few weights,
  * where im2col multiplies the input by KH*KW and each image's product is
  * small; im2col + sgemm is as fast or faster for 1x1 convolutions (a plain

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn_ref.h"
 #include "slr/nn.h"
 
 /* ---- batch normalisation ----------------------------------------------------- */

@@ -837,6 +837,70 @@ static void zero_born(slr_model *m, int i, int N) {
   }
 }
 
+/* operation o of the backward pass; din: the gradient of its input (NULL
+ * for the image batch) */
+static int backward_op(slr_model *m, struct slr_op *o, int N, float *din) {
+  slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
+  const int HW = in->H * in->W;
+  float *P = m->params, *G = m->grads;
+  switch (o->kind) {
+  case OP_CONV:
+    SLR_TRY(conv_backward(m, o, N, din));
+    return 0;
+  case OP_BN: {
+    slr_bn_dims d = bn_dims(m, N, in->C, HW, 0);
+    SLR_TRY(slr_batchnorm_backward(din, G + o->w, o->frozen_bias ? NULL : G + o->b, out->grad,
+                                   in->data, P + o->w, o->mean, o->rstd, &d));
+    return 0;
+  }
+  case OP_IBN: {
+    int C = in->C, h = o->half;
+    for (int n = 0; n < N; n++)
+      slr_instnorm_backward(din + (int64_t)n * C * HW, G + o->w, G + o->b,
+                            out->grad + (int64_t)n * C * HW, in->data + (int64_t)n * C * HW,
+                            P + o->w, o->mean + n * h, o->rstd + n * h, 1, h, HW);
+    slr_bn_dims d = bn_dims(m, N, C - h, HW, C);
+    SLR_TRY(slr_batchnorm_backward(din + (int64_t)h * HW, G + o->w2, G + o->b2,
+                                   out->grad + (int64_t)h * HW, in->data + (int64_t)h * HW,
+                                   P + o->w2, o->mean2, o->rstd2, &d));
+    return 0;
+  }
+  case OP_RELU: {
+    /* in place: the gradient slot becomes the gradient before the ReLU */
+    float *g = out->grad;
+    const float *y = out->data;
+    int64_t n = (int64_t)N * out->C * HW;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < n; k++)
+      if (!(y[k] > 0.0f)) g[k] = 0.0f;
+    return 0;
+  }
+  case OP_MAXPOOL: {
+    slr_pool_dims d = {N, in->C, in->H, in->W, o->k, o->stride, o->pad};
+    slr_maxpool_backward(din, out->grad, o->argmax, &d);
+    return 0;
+  }
+  case OP_ADD: {
+    int64_t n = (int64_t)N * out->C * HW;
+    float *ga = in->grad, *gb = m->slots[o->in2].grad;
+    const float *g = out->grad;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < n; k++) ga[k] += g[k], gb[k] += g[k];
+    return 0;
+  }
+  case OP_AVGPOOL:
+    slr_avgpool_backward(din, out->grad, N, in->C, HW);
+    return 0;
+  case OP_GEM:
+    slr_gem_backward(din, G + o->w, out->grad, out->data, in->data, P[o->w], 1e-6f, N, in->C, HW);
+    return 0;
+  case OP_LINEAR:
+    slr_linear_backward(din, G + o->w, NULL, out->grad, in->data, P + o->w, N, in->C, out->C);
+    return 0;
+  }
+  return 0;
+}
+
 int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
                        const float *dlogits) {
   int N = m->batch;
@@ -848,69 +912,12 @@ int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
   if (dneck) add_into(m->slots[m->neck_slot].grad, dneck, (int64_t)N * D);
   if (dlogits && m->logits_slot >= 0)
     add_into(m->slots[m->logits_slot].grad, dlogits, (int64_t)N * m->cfg.num_classes);
-  float *P = m->params, *G = m->grads;
   for (int i = m->nops - 1; i >= 0; i--) {
     struct slr_op *o = &m->ops[i];
-    slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
-    float *din = o->in == 0 ? NULL : in->grad;
+    float *din = o->in == 0 ? NULL : m->slots[o->in].grad;
     zero_born(m, i, N);
-    int HW = in->H * in->W;
     double t_op = prof_on ? slr_now() : 0;
-    switch (o->kind) {
-    case OP_CONV:
-      SLR_TRY(conv_backward(m, o, N, din));
-      break;
-    case OP_BN: {
-      slr_bn_dims d = bn_dims(m, N, in->C, HW, 0);
-      SLR_TRY(slr_batchnorm_backward(din, G + o->w, o->frozen_bias ? NULL : G + o->b, out->grad,
-                                     in->data, P + o->w, o->mean, o->rstd, &d));
-      break;
-    }
-    case OP_IBN: {
-      int C = in->C, h = o->half;
-      for (int n = 0; n < N; n++)
-        slr_instnorm_backward(din + (int64_t)n * C * HW, G + o->w, G + o->b,
-                              out->grad + (int64_t)n * C * HW, in->data + (int64_t)n * C * HW,
-                              P + o->w, o->mean + n * h, o->rstd + n * h, 1, h, HW);
-      slr_bn_dims d = bn_dims(m, N, C - h, HW, C);
-      SLR_TRY(slr_batchnorm_backward(din + (int64_t)h * HW, G + o->w2, G + o->b2,
-                                     out->grad + (int64_t)h * HW, in->data + (int64_t)h * HW,
-                                     P + o->w2, o->mean2, o->rstd2, &d));
-      break;
-    }
-    case OP_RELU: {
-      /* in place: the gradient slot becomes the gradient before the ReLU */
-      float *g = out->grad;
-      const float *y = out->data;
-      int64_t n = (int64_t)N * out->C * HW;
-#pragma omp parallel for schedule(static)
-      for (int64_t k = 0; k < n; k++)
-        if (!(y[k] > 0.0f)) g[k] = 0.0f;
-      break;
-    }
-    case OP_MAXPOOL: {
-      slr_pool_dims d = {N, in->C, in->H, in->W, o->k, o->stride, o->pad};
-      slr_maxpool_backward(din, out->grad, o->argmax, &d);
-      break;
-    }
-    case OP_ADD: {
-      int64_t n = (int64_t)N * out->C * HW;
-      float *ga = in->grad, *gb = m->slots[o->in2].grad;
-      const float *g = out->grad;
-#pragma omp parallel for schedule(static)
-      for (int64_t k = 0; k < n; k++) ga[k] += g[k], gb[k] += g[k];
-      break;
-    }
-    case OP_AVGPOOL:
-      slr_avgpool_backward(din, out->grad, N, in->C, HW);
-      break;
-    case OP_GEM:
-      slr_gem_backward(din, G + o->w, out->grad, out->data, in->data, P[o->w], 1e-6f, N, in->C, HW);
-      break;
-    case OP_LINEAR:
-      slr_linear_backward(din, G + o->w, NULL, out->grad, in->data, P + o->w, N, in->C, out->C);
-      break;
-    }
+    SLR_TRY(backward_op(m, o, N, din));
     if (prof_on) prof_bwd[o->kind] += slr_now() - t_op;
     if (m->grad_ready && o->w >= 0) SLR_TRY(m->grad_ready(m->grad_ready_ctx, o->w));
   }
