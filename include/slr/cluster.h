@@ -87,7 +87,7 @@ typedef struct {
  * Full product: X X^T tile by tile with sgemm, never stored.
  *
  * Pruned product (the same neighbours): the p leading principal axes P of a
- * sample of at most 4096 rows (slr_pca_basis: pssyrk + pssyevd on the BLACS
+ * sample of about 1024 rows (slr_pca_basis: pssyrk + pssyevd on the BLACS
  * grid), orthonormalised in double, give every row zt = [P (x - mean),
  * |residual|] (all-gathered: n (p + 2) floats per rank), and
  * |zt_i - zt_j|^2 <= |x_i - x_j|^2 = 2 - 2 s(i,j). Step 0 seeds each row's

@@ -95,8 +95,13 @@ typedef struct {
  * on every rank. With the ScaLAPACK solvers the covariance is formed by
  * pssyrk over a 1 x P context in which each rank's sample rows are one
  * column block of X^T, redistributed to the 2-D grid (psgemr2d, blocks of 64,
- * 32 below d = 512) and diagonalised there; memory per rank: the sample rows
- * plus about 3 d^2 / P floats. The local solvers need 2 d^2 floats per rank.
+ * 32 below d = 512) and diagonalised there (pssyevd); memory per rank: the
+ * sample rows plus about 3 d^2 / P floats. When the sample has fewer rows m
+ * than d (padded to equal blocks per rank), the m x m Gram matrix of the
+ * centred sample is formed instead (psgemm) and diagonalised on the grid,
+ * and the axes are the sample rows combined by its eigenvectors (the same
+ * axes and eigenvalues, m^3 instead of d^3 work). The local solvers need
+ * 2 d^2 floats per rank.
  * The sign of each vector is the solver's. opts may be NULL. Collective on
  * comm. */
 int slr_pca_basis(MPI_Comm comm, const float *x, int64_t nrows, int64_t d, int p,

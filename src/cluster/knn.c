@@ -432,7 +432,7 @@ static int prune_prepare(knn_run *R, int p) {
                ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "kNN: out of memory (%lld x %d coordinates)",
                               (long long)R->n, R->p1);
   rc = slr_agree(R->comm, rc);
-  slr_pca_opts po = {.solver = SLR_PCA_PSSYEVD, .max_rows = 4096};
+  slr_pca_opts po = {.solver = SLR_PCA_PSSYEVD, .max_rows = 1024};
   if (!rc) rc = slr_pca_basis(R->comm, R->x, R->nrows, d, p, &po, mean, basis, NULL, NULL);
   if (!rc) {
     orthonormalize(basis, p, d, tmp);

@@ -2,7 +2,9 @@
  * covariance of a row sample is formed with ScaLAPACK's pssyrk on a 1 x P
  * context (each rank's sample rows are one column block of X^T), moved to
  * the 2-D BLACS grid with psgemr2d and diagonalised there with pssyevd
- * (divide and conquer). The same basis from local
+ * (divide and conquer); with fewer sample rows than dimensions the
+ * eigenvectors of the sample's Gram matrix give the same axes at less cost.
+ * The same basis from local
  * LAPACK (ssyrk, an all-reduce of the D x D matrix, ssyevr or ssyevd) is
  * kept beside it for comparison. */
 #include <math.h>
@@ -200,7 +202,7 @@ static int pca_grid(MPI_Comm comm, const float *a, int64_t mmax, int64_t mtotal,
   int rc = slr_grid_init(&g, comm);
   int ctxt1 = Csys2blacs_handle(comm);
   Cblacs_gridinit(&ctxt1, "Row", 1, size);
-  int zero = 0, one = 1, info = 0, nb = d >= 512 ? 64 : 32;
+  int zero = 0, one = 1, info = 0, nb = d >= 512 ? 64 : (d >= 128 ? 32 : (d >= 8 ? d / 4 : 1));
   int mb = (int)(mmax > 0 ? mmax : 1), kcols = mb * size, lld1 = d;
   int desca[9], descc1[9], descc[9];
   int myrow1 = 0, mycol1 = 0, r1, c1;
@@ -258,6 +260,89 @@ static int pca_grid(MPI_Comm comm, const float *a, int64_t mmax, int64_t mtotal,
   return slr_agree(comm, rc);
 }
 
+/* The dual form when the sample has fewer rows m than dimensions: the
+ * eigenvectors v of the m x m Gram matrix K = A^T A / m (psgemm on the
+ * 1 x P context, pssyevd on the grid) give the axes u = A v / |A v|, with
+ * the same eigenvalues. Collective on comm. */
+static int pca_grid_dual(MPI_Comm comm, const float *a, int64_t mmax, int64_t mtotal, int d,
+                         int p, float *basis, float *val, slr_pca_stats *st) {
+  int size, rank;
+  SLR_MPI(MPI_Comm_size(comm, &size));
+  SLR_MPI(MPI_Comm_rank(comm, &rank));
+  double t0 = slr_now();
+  slr_grid g;
+  int rc = slr_grid_init(&g, comm);
+  int ctxt1 = Csys2blacs_handle(comm);
+  Cblacs_gridinit(&ctxt1, "Row", 1, size);
+  int mb = (int)(mmax > 0 ? mmax : 1), m = mb * size, lld1 = d;
+  /* blocks of 32, smaller for a small matrix (pssyevd returned unsorted
+   * eigenvalues on one rank when the whole matrix was one block) */
+  int zero = 0, one = 1, info = 0, nb = m >= 128 ? 32 : (m >= 8 ? m / 4 : 1);
+  int desca[9], desck1[9], desck[9];
+  int nloc1 = mb;
+  int mloc = numroc_(&m, &nb, &g.myrow, &zero, &g.nprow);
+  int nloc = numroc_(&m, &nb, &g.mycol, &zero, &g.npcol);
+  int lld = mloc > 1 ? mloc : 1;
+  float *k1 = calloc((size_t)m * (nloc1 > 0 ? nloc1 : 1), sizeof(float));
+  float *kb = calloc((size_t)lld * (nloc > 0 ? nloc : 1), sizeof(float));
+  float *zb = calloc((size_t)lld * (nloc > 0 ? nloc : 1), sizeof(float));
+  float *w = malloc((size_t)m * sizeof(float));
+  float *v = calloc((size_t)p * m, sizeof(float));
+  if (!rc && (!k1 || !kb || !zb || !w || !v))
+    rc = SLR_FAIL(SLR_ERR_NOMEM, "PCA: out of memory (%d x %d Gram matrix on the grid)", m, m);
+  rc = slr_agree(comm, rc);
+  if (!rc) {
+    descinit_(desca, &d, &m, &d, &mb, &zero, &zero, &ctxt1, &lld1, &info);
+    if (!info) descinit_(desck1, &m, &m, &mb, &mb, &zero, &zero, &ctxt1, &m, &info);
+    if (!info) descinit_(desck, &m, &m, &nb, &nb, &zero, &zero, &g.ctxt, &lld, &info);
+    if (info) rc = SLR_FAIL(SLR_ERR, "PCA: descinit failed (info %d)", info);
+  }
+  rc = slr_agree(comm, rc);
+  if (!rc) {
+    float alpha = 1.0f / (float)mtotal, beta = 0.0f;
+    psgemm_("T", "N", &m, &m, &d, &alpha, a, &one, &one, desca, a, &one, &one, desca, &beta, k1,
+            &one, &one, desck1);
+    psgemr2d_(&m, &m, k1, &one, &one, desck1, kb, &one, &one, desck, &g.ctxt);
+  }
+  free(k1);
+  double t1 = slr_now();
+  if (!rc) rc = eig_grid(kb, desck, m, w, zb);
+  rc = slr_agree(comm, rc);
+  if (!rc) {
+    for (int lj = 0; lj < nloc; lj++) {
+      int64_t gj = slr_bc_l2g(lj, nb, g.mycol, 0, g.npcol);
+      if (gj < m - p) continue;
+      for (int li = 0; li < mloc; li++)
+        v[(m - 1 - gj) * m + slr_bc_l2g(li, nb, g.myrow, 0, g.nprow)] = zb[li + (int64_t)lj * lld];
+    }
+    int mrc = MPI_Allreduce(MPI_IN_PLACE, v, p * m, MPI_FLOAT, MPI_SUM, comm);
+    /* u = A v: this rank's columns of A are the samples rank * mb .. */
+    memset(basis, 0, (size_t)p * d * sizeof(float));
+    if (mrc == MPI_SUCCESS)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, d, mb, 1.0f, v + rank * mb, m,
+                  a, d, 0.0f, basis, d);
+    if (mrc == MPI_SUCCESS)
+      mrc = MPI_Allreduce(MPI_IN_PLACE, basis, p * d, MPI_FLOAT, MPI_SUM, comm);
+    if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "PCA basis gather", __FILE__, __LINE__);
+    for (int q = 0; q < p && !rc; q++) {
+      double nrm = 0.0;
+      for (int j = 0; j < d; j++) nrm += (double)basis[q * d + j] * basis[q * d + j];
+      nrm = nrm > 0.0 ? 1.0 / sqrt(nrm) : 0.0;
+      for (int j = 0; j < d; j++) basis[q * d + j] = (float)(basis[q * d + j] * nrm);
+      if (val) val[q] = w[m - 1 - q];
+    }
+  }
+  free(kb);
+  free(zb);
+  free(w);
+  free(v);
+  Cblacs_gridexit(ctxt1);
+  slr_grid_free(&g);
+  st->t_cov = t1 - t0;
+  st->t_eig = slr_now() - t1;
+  return slr_agree(comm, rc);
+}
+
 int slr_pca_basis(MPI_Comm comm, const float *x, int64_t nrows, int64_t d, int p,
                   const slr_pca_opts *opts, float *mean, float *basis, float *eigval,
                   slr_pca_stats *stats) {
@@ -269,6 +354,8 @@ int slr_pca_basis(MPI_Comm comm, const float *x, int64_t nrows, int64_t d, int p
                   "<= 46340)", p, (long long)d);
   slr_pca_solver solver = opts ? opts->solver : SLR_PCA_PSSYEVD;
   int64_t max_rows = opts ? opts->max_rows : 0;
+  int size;
+  SLR_MPI(MPI_Comm_size(comm, &size));
   SLR_TRY(slr_agree(comm, rc));
   float *a = NULL;
   int64_t m = 0, mmax = 0, mtotal = 0;
@@ -280,6 +367,8 @@ int slr_pca_basis(MPI_Comm comm, const float *x, int64_t nrows, int64_t d, int p
   st.rows = mtotal;
   if (solver == SLR_PCA_SYEVR || solver == SLR_PCA_SYEVD)
     rc = pca_lapack(comm, a, m, mtotal, (int)d, p, solver, basis, eigval, &st);
+  else if (mmax * size < d && p <= mtotal)
+    rc = pca_grid_dual(comm, a, mmax, mtotal, (int)d, p, basis, eigval, &st);
   else
     rc = pca_grid(comm, a, mmax, mtotal, (int)d, p, basis, eigval, &st);
   free(a);

@@ -2,7 +2,8 @@
 /* dist/pca: the leading principal axes from ScaLAPACK on the BLACS grid
  * (pssyrk + pssyevd) and from local LAPACK (ssyevr / ssyevd)
  * against NumPy's float64 eigh (fixture pca.h5, tools/ref/pca_fixture.py),
- * on all rows and on the every-3rd-row sample; bad arguments. */
+ * on all rows and on the every-3rd and every-13th-row samples (the second
+ * with fewer rows than dimensions: the dual form); bad arguments. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,8 @@ static void check_solver(slr_pca_solver solver, int64_t max_rows, const char *gr
   slr_pca_opts o = {.solver = solver, .max_rows = max_rows};
   slr_pca_stats st;
   assert_all(slr_pca_basis(MPI_COMM_WORLD, x, nrows, d, (int)p, &o, mean, basis, w, &st) == 0);
-  assert_int_equal(st.rows, max_rows ? (n + 2) / 3 : n);
+  int64_t every = max_rows ? (n + max_rows - 1) / max_rows : 1;
+  assert_int_equal(st.rows, (n + every - 1) / every);
   for (int64_t q = 0; q < p; q++) {
     assert_true(fabs(w[q] - wref[q]) <= 1e-4 * wref[0]);
     double dotv = 0.0, nrm = 0.0;
@@ -71,6 +73,9 @@ static void test_ssyevd(void **state) { check_solver(SLR_PCA_SYEVD, 0, "all"); }
 static void test_sample(void **state) {
   check_solver(SLR_PCA_PSSYEVD, 100, "every3");
   check_solver(SLR_PCA_SYEVD, 100, "every3");
+  /* 20 rows of 40 dimensions: the Gram matrix on the grid */
+  check_solver(SLR_PCA_PSSYEVD, 20, "every13");
+  check_solver(SLR_PCA_SYEVR, 20, "every13");
 }
 
 static void test_bad(void **state) {

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Fixture for slr_pca_basis: float32 features with a decaying spectrum and
 NumPy's (float64 eigh) leading principal axes of all rows and of every 3rd
-row (the sample slr takes with max_rows = 100 of 257 rows).
+row and every 13th row (the samples slr takes with max_rows = 100 and 20 of
+257 rows; the second has fewer rows than dimensions, slr's dual form).
 
     /usr/bin/python3 tools/ref/pca_fixture.py tests/fixtures/dist/pca.h5
 """
@@ -34,6 +35,8 @@ def main(path):
         f["all/eigval"], f["all/eigvec"] = w, v
         w, v = axes(x[::3])
         f["every3/eigval"], f["every3/eigvec"] = w, v
+        w, v = axes(x[::13])
+        f["every13/eigval"], f["every13/eigvec"] = w, v
         f.attrs["p"] = P
 
 
