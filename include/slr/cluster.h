@@ -1,5 +1,6 @@
-/* cluster: distances and exact k nearest neighbours (ScaLAPACK psgemm on
- * the BLACS grid, in panels), the k-reciprocal Jaccard distance (sparse),
+/* cluster: exact k nearest neighbours (sgemm tiles on a ring of the ranks,
+ * pruned by a bound from the principal axes), the k-reciprocal Jaccard
+ * distance (sparse),
  * DBSCAN on sparse neighbourhoods (distributed), and agglomerative
  * clustering of weighted points for the SLR step. */
 #ifndef SLR_CLUSTER_H
@@ -33,6 +34,18 @@ extern "C" {
  * row, on a non-finite value or a zero row. Local (agree afterwards). */
 int slr_l2_normalize(float *x, int64_t nrows, int64_t d, int64_t row0);
 
+/* What one slr_knn_compute call did (rank-local). */
+typedef struct {
+  int pruned;          /* 1: the pruned product ran (0: the full one) */
+  double est_scored;   /* the estimated fraction of pairs to score exactly (0 when
+                          no basis was made) */
+  int64_t pairs;       /* pairs of rows this rank met (a symmetric pair once) */
+  int64_t scored;      /* of those, pairs given an exact inner product */
+  int64_t bytes_sent;  /* bytes this rank sent (collectives: its own part to each
+                          other rank) */
+  double t_basis;      /* seconds for the principal axes and the coordinates */
+} slr_knn_stats;
+
 /* The exact k nearest neighbours of this rank's rows among all n rows (the
  * row itself included, so it is usually the first). */
 typedef struct {
@@ -44,21 +57,52 @@ typedef struct {
   float *sim;     /* (nrows, k) inner products f_i . f_j, same order */
   float *smin;    /* (nrows) smallest inner product of the row with any row
                      (the farthest item), when asked for; else NULL */
+  slr_knn_stats stats;
 } slr_knn;
+
+typedef enum {
+  SLR_KNN_AUTO = 0,  /* pruned when n >= 4096 and d >= 4 (p + 1), with the fallback */
+  SLR_KNN_FULL,      /* the full product */
+  SLR_KNN_PRUNED,    /* pruned whatever the size (still with the fallback) */
+} slr_knn_method;
 
 /* Options of slr_knn_compute; zero-initialised means the defaults. */
 typedef struct {
-  int tile;       /* rows/columns of one product tile (default 1024) */
-  int farthest;   /* also fill smin (used by the test-time re-ranking) */
+  int tile;            /* rows/columns of one product tile (default 1024) */
+  int farthest;        /* also fill smin (used by the test-time re-ranking; needs
+                          the full product) */
+  slr_knn_method method;
+  int dims;            /* principal axes p of the bound (default 64 for d >= 1024,
+                          else 32) */
+  double max_scored;   /* fall back to the full product when more than this
+                          fraction of pairs would be scored exactly (0.05) */
 } slr_knn_opts;
 
-/* Exact k nearest neighbours (1 <= k <= n). The N x N product X X^T is
- * formed tile by tile with sgemm and never stored: each rank computes its
- * rows against every block of columns, the blocks passing around a ring of
- * the ranks, each pair of blocks computed once (the product is symmetric)
- * and the running top-k lists of the other block's rows sent back to their
- * owner. Memory per rank: its rows, one visiting block (two with 4 or more
- * ranks), one tile and O(nrows k). `opts` may be NULL. Collective on comm. */
+/* Exact k nearest neighbours (1 <= k <= n). Each rank holds its rows and
+ * one visiting block (two with 4 or more ranks); the blocks pass around a
+ * ring of the ranks, each pair of blocks meets once (the product is
+ * symmetric) and the running top-k lists of the other block's rows are sent
+ * back to their owner.
+ *
+ * Full product: X X^T tile by tile with sgemm, never stored.
+ *
+ * Pruned product (the same neighbours): the p leading principal axes P of a
+ * sample of about 1024 rows (slr_pca_basis: pssyrk + pssyevd on the BLACS
+ * grid), orthonormalised in double, give every row zt = [P (x - mean),
+ * |residual|] (all-gathered: n (p + 2) floats per rank), and
+ * |zt_i - zt_j|^2 <= |x_i - x_j|^2 = 2 - 2 s(i,j). Step 0 seeds each row's
+ * bound with the exact similarities of its k best candidates by the bound
+ * in its own block; a pair is scored exactly (sdot) only when its bound is
+ * within 2 - 2 t + delta of either row's current k-th similarity t (delta =
+ * 16 d FLT_EPSILON covers float rounding of unit rows), so every skipped
+ * pair is provably farther than the k-th neighbour. Before step 0 the
+ * fraction of pairs to score is estimated on 256 rows per rank; above
+ * `max_scored` the call falls back to the full product (random features).
+ * Not used with `farthest`.
+ *
+ * Memory per rank: its rows, one or two visiting blocks, one tile, O(nrows
+ * k), and with pruning n (p + 2) floats. `opts` may be NULL. Collective on
+ * comm. */
 int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
                     int k, const slr_knn_opts *opts, slr_knn *out);
 /* Local. */
