@@ -3,7 +3,8 @@
 # middle of a run (after that run's first checkpoint), started again with the
 # same command, and must resume that run (not start it over), finish every
 # run, and write the report (table with every variant and the paired
-# differences, JSON, plot). Also: --count, --describe, bad arguments.
+# differences, JSON, plot). The task pretrains in two steps (the second from
+# the first's weights), once. Also: --count, --describe, bad arguments.
 set -u
 slr="$1"; src="$2"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -18,6 +19,7 @@ cat > tiny.yaml <<'YAML'
 #@synth source --style synthetic --ids 16 --cams 2 --per-cam 2 --height 64 --width 32 --seed 3 --train-frac 0.75
 #@synth target --style realistic --ids 16 --cams 2 --per-cam 3 --height 64 --width 32 --seed 4 --train-frac 0.75
 #@pretrain solver.lr=1e-3
+#@pretrain train.pretrain.epochs=0
 data:
   source: {format: market1501, root: data/src}
   target: {format: market1501, root: data/tgt}
@@ -76,7 +78,10 @@ grep -q "argmax seed 1: .* (resumed)" study2.log && ok "resume reported" || bad 
 grep -q "^none seed 1" study2.log && bad "finished run not run again" || ok "finished run not run again"
 done=$(ls st/runs/*/summary.json 2>/dev/null | wc -l)
 [ "$done" = 6 ] && ok "all 6 runs done" || bad "all 6 runs done ($done)"
-[ "$(ls st/pretrain/checkpoints 2>/dev/null | wc -l)" -ge 1 ] && [ -f st/pretrain/pretrain.h5 ] && ok "one pretraining" || bad "one pretraining"
+[ -f st/pretrain-1/pretrain.h5 ] && [ -f st/pretrain/pretrain.h5 ] && ok "two pretraining steps" || bad "two pretraining steps"
+grep -q "model.pretrained=st/pretrain-1/pretrain.h5" st/pretrain.log 2>/dev/null || grep -q "pretrain-1/pretrain.h5" st/pretrain/config.yaml &&
+  ok "second step starts from the first" || bad "second step starts from the first"
+[ "$(grep -c 'pretrain step' study1.log study2.log | awk -F: '{s+=$2} END {print s}')" = 2 ] && ok "pretrained once" || bad "pretrained once"
 for v in none argmax a3; do
   grep -q "^| $v | 2 |" st/report/study.md && ok "table row $v" || bad "table row $v"
 done

@@ -15,7 +15,9 @@
 # The task (data and pretraining) is described by the config's header:
 #   #@synth source ARGS     `slr synth` arguments of the source domain
 #   #@synth target ARGS     ... and of the target domain
-#   #@pretrain key=value    overrides of the pretraining run only
+#   #@pretrain key=value... overrides of a pretraining step; several lines are
+#                           steps in order, each from the previous step's
+#                           weights (ROOT/pretrain-K; the last: ROOT/pretrain)
 # data.source.root / data.target.root say where the domains are drawn.
 #
 # Resumable: a run is done when RUN/summary.json exists; an unfinished run is
@@ -53,6 +55,8 @@ done
 [ -f "$config" ] || { echo "study.sh: config $config does not exist" >&2; exit 2; }
 [ -n "$root" ] || root="runs/$(basename "${config%.yaml}")"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# ranks that wait yield the core (on a shared machine, busy polling wastes it)
+export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
 slr="${SLR:-$here/build/slr}"
 mpirun=(${MPIEXEC:-mpiexec} -n "$ranks")
 py=/usr/bin/python3
@@ -117,16 +121,25 @@ prepare() {
         { tail -20 "$root/synth-$side.log"; exit 1; }
     fi
   done
-  if [ ! -f "$pre/summary.json" ]; then
-    local pset=(--set "train.stages=[pretrain]")
-    for kv in $(sed -n 's/^#@pretrain //p' "$config"); do pset+=(--set "$kv"); done
-    for kv in ${extra[@]+"${extra[@]}"}; do pset+=(--set "$kv"); done
-    echo "== pretrain on the source domain ($ranks ranks): $pre"
-    local t0=$(date +%s)
-    "${mpirun[@]}" "$slr" train --config "$config" --out "$pre" "${pset[@]}" >> "$pre.log" 2>&1 ||
-      { tail -20 "$pre.log"; echo "study.sh: pretraining failed ($pre.log)" >&2; exit 1; }
-    echo "pretraining: $(( $(date +%s) - t0 )) s" | tee -a "$root/times.txt"
-  fi
+  # pretraining: one step per '#@pretrain' line, each from the previous one's weights
+  local steps=() k dir prev="" t0 kv
+  mapfile -t steps < <(sed -n 's/^#@pretrain\( \|$\)//p' "$config")
+  [ ${#steps[@]} -gt 0 ] || steps=("")
+  for k in "${!steps[@]}"; do
+    if [ "$k" -eq $(( ${#steps[@]} - 1 )) ]; then dir=$pre; else dir="$pre-$((k + 1))"; fi
+    if [ ! -f "$dir/summary.json" ]; then
+      local pset=(--set "train.stages=[pretrain]")
+      [ -n "$prev" ] && pset+=(--set "model.pretrained=$prev/pretrain.h5")
+      for kv in ${steps[$k]}; do pset+=(--set "$kv"); done
+      for kv in ${extra[@]+"${extra[@]}"}; do pset+=(--set "$kv"); done
+      echo "== pretrain step $((k + 1))/${#steps[@]} ($ranks ranks): $dir ${steps[$k]}"
+      t0=$(date +%s)
+      "${mpirun[@]}" "$slr" train --config "$config" --out "$dir" "${pset[@]}" >> "$dir.log" 2>&1 ||
+        { tail -20 "$dir.log"; echo "study.sh: pretraining failed ($dir.log)" >&2; exit 1; }
+      echo "pretraining step $((k + 1)): $(( $(date +%s) - t0 )) s" | tee -a "$root/times.txt"
+    fi
+    prev=$dir
+  done
   plan_lines > "$root/plan.tsv.tmp" && mv "$root/plan.tsv.tmp" "$root/plan.tsv"
 }
 locked_prepare() {
