@@ -239,6 +239,51 @@ int slr_agglo_tree_dist(const double *dist, int64_t n, int full, const int64_t *
 int slr_agglo_cut_distance(const slr_merge *z, int64_t n, double t, int32_t *labels,
                            int64_t *nclusters);
 
+/* Distances between sparse non-negative points (the SLR soft labels):
+ *   euclidean       |a - b|;
+ *   cosine          1 - a.b / (|a| |b|);
+ *   jensen_shannon  scipy's jensenshannon(a, b, base=2) on the points
+ *                   normalised to sum 1 (the square root of the
+ *                   Jensen-Shannon divergence in bits);
+ *   hellinger       |sqrt(p) - sqrt(q)| / sqrt(2) on the points p, q
+ *                   normalised to sum 1.
+ * Two points with no shared support are sqrt(|a|^2 + |b|^2) apart
+ * (euclidean) or exactly 1 apart (the other three, whose values lie in
+ * [0, 1]); points with shared support are closer than that. */
+typedef enum {
+  SLR_AGGLO_EUCLIDEAN = 0,
+  SLR_AGGLO_COSINE,
+  SLR_AGGLO_JENSEN_SHANNON,
+  SLR_AGGLO_HELLINGER,
+} slr_agglo_metric;
+
+/* "euclidean" | "cosine" | "jensen_shannon" | "hellinger"; SLR_ERR_CONFIG
+ * naming the value otherwise. Local. */
+int slr_agglo_metric_parse(const char *name, slr_agglo_metric *out);
+const char *slr_agglo_metric_name(slr_agglo_metric metric);
+
+/* Sparse non-negative weighted points in CSR form: row i has the values
+ * values[indptr[i] .. indptr[i+1]) at the columns indices[...] (ascending,
+ * 0 <= column < d), each row non-empty; w[i] >= 1 (NULL = all 1). */
+typedef struct {
+  int64_t n, d;
+  const int64_t *indptr;
+  const int32_t *indices;
+  const double *values;
+  const int64_t *w;
+} slr_sparse_points;
+
+/* The flat clusters of linkage(metric) + fcluster(t, 'distance') on the
+ * expanded points (as slr_agglo_tree_dist + slr_agglo_cut_distance on the
+ * distances of `metric`), computed without an n x n matrix (see
+ * docs/eval.md). labels (n) are numbered 0..K-1 in the order of first
+ * appearance; *nclusters = K (may be NULL). Ward needs the euclidean or the
+ * hellinger distance (both are Euclidean distances between points).
+ * Errors: bad CSR, a non-finite or negative value, an empty row, t < 0, Ward
+ * with cosine or jensen_shannon. Local. */
+int slr_agglo_cut_sparse(const slr_sparse_points *x, slr_linkage method, slr_agglo_metric metric,
+                         double t, int32_t *labels, int64_t *nclusters);
+
 /* fcluster(Z, kmax, 'maxclust') on the expanded points (kmax >= 1): at most
  * kmax clusters, cut at the lowest merge height scipy's search settles on.
  * scipy's search never tests the lowest merge, so on the expanded points at

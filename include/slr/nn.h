@@ -66,10 +66,12 @@ typedef struct {
   MPI_Comm comm;   /* MPI_COMM_NULL: local statistics; otherwise SyncBN over comm */
   int ctot;        /* channels of the tensor the C channels sit in (0: C); the
                       caller offsets the pointers to the first channel (IBN) */
+  int relu;        /* forward only: out = max(0, BN(inp)), a ReLU fused in */
 } slr_bn_dims;
 
 /* out (N, C, HW) = (inp - mu) * rstd * weight + bias, with mu and var the
- * batch statistics (training; biased variance, summed over all ranks of
+ * batch statistics (one pass over inp for the sum and the sum of squares,
+ * in double) (training; biased variance, summed over all ranks of
  * comm when set) or the running ones (evaluation). In training the running
  * statistics are updated as PyTorch does (running_var with the unbiased
  * variance, over the global count) and *num_batches is incremented.
@@ -231,6 +233,36 @@ int slr_cmloss_backward(float *dfeat, const float *probs, const float *memory,
  * `cm_hard`), clusters in increasing label order. Labels < 0 are skipped. */
 void slr_cmloss_update(float *memory, const float *feat, const int32_t *labels, int N, int D,
                        float mom, int hard);
+
+/* The soft-target term of the cluster-memory loss: probs (N, K) from
+ * slr_cmloss_forward, targets (N, K) rows that sum to 1 (a row of zeros
+ * takes no part). Returns weight / denom * sum over the rows of
+ * CE(targets_n, probs_n), and adds its gradient
+ * weight / (denom temp) * (probs - targets) memory to dfeat (N, D). Fails
+ * only when out of memory. Local. */
+int slr_cmloss_soft(float *dfeat, double *loss, const float *probs, const float *memory,
+                    const float *targets, int N, int D, int K, float temp, float weight,
+                    int64_t denom);
+
+/* The cluster memory: one L2-normalised row per cluster. */
+typedef struct {
+  int64_t K; /* clusters */
+  int D;     /* feature dimension */
+  float *rows; /* (K, D) */
+} slr_cmemory;
+
+/* Allocate K rows of D zeros. Local. */
+int slr_cmemory_init(slr_cmemory *m, int64_t K, int D);
+/* The L2-normalised centroids of the clusters 0..K-1 of row-sharded
+ * features: feat (n, D) and labels (n) of this rank's rows, labels < 0
+ * skipped; sums in double, all-reduced. A cluster without a member is an
+ * error. Collective on comm. */
+int slr_cmemory_init_centroids(slr_cmemory *m, MPI_Comm comm, const float *feat,
+                               const int32_t *labels, int64_t n, int64_t K, int D);
+/* slr_cmloss_update on the memory's rows. Local. */
+void slr_cmemory_update(slr_cmemory *m, const float *feat, const int32_t *labels, int N, float mom,
+                        int hard);
+void slr_cmemory_free(slr_cmemory *m);
 
 /* ---- optimizers ----------------------------------------------------------------- */
 
@@ -400,6 +432,8 @@ void slr_model_free(slr_model *m);
 /* Allocate activations for batches up to max_batch images of H x W, with
  * their gradients when with_grads (training). Replaces an earlier plan. Local. */
 int slr_model_plan(slr_model *m, int max_batch, int H, int W, int with_grads);
+/* 1 when the current plan holds a batch of `batch` images of H x W. Local. */
+int slr_model_plan_fits(const slr_model *m, int batch, int H, int W);
 /* Bytes of the activation block of the current plan. */
 size_t slr_model_activation_bytes(const slr_model *m);
 
@@ -420,8 +454,6 @@ const float *slr_model_logits(const slr_model *m); /* (N, K) or NULL */
 int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
                        const float *dlogits);
 void slr_model_zero_grad(slr_model *m);
-/* The state_dict key, or NULL. */
-const slr_tensor *slr_model_find(const slr_model *m, const char *name);
 /* Parameter groups for the optimizer: one per parameter tensor, frozen
  * ones with lr_mult 0. *groups is malloc'ed. */
 int slr_model_param_groups(const slr_model *m, slr_param_group **groups, int *ngroups);
@@ -439,6 +471,13 @@ void slr_model_profile_enable(int on);
 void slr_model_profile_reset(void);
 /* Fills up to max entries, one per kind; returns their count. */
 int slr_model_profile_get(slr_op_profile *out, int max);
+
+/* The kernels the engine runs on this CPU, for `slr --version` and the
+ * benchmarks: e.g. "im2col + OpenBLAS sgemm (core Zen); oneDNN 2.6.3, ISA
+ * avx2; convolutions: auto". OpenBLAS and oneDNN choose their kernels
+ * from CPUID when they load; SLR_CONV_BACKEND (auto, gemm, dnnl, tune)
+ * chooses the convolution backend. Local. */
+const char *slr_nn_kernels(void);
 
 /* ---- data-parallel training ------------------------------------------------------------
  * Every rank holds the whole model and runs its share of the global batch;
