@@ -254,6 +254,8 @@ typedef struct {
   double difficulty; /* 0..1: look-alikes, occlusion, blur, jitter */
   slr_synth_style style;
   double train_frac; /* share of identities used for training (rest: query/gallery) */
+  double gain;       /* multiplies every camera's brightness (1: as the style draws it) */
+  double cast;       /* added to the amplitude of the cameras' colour casts (0: none added) */
 } slr_synth_opts;
 
 /* The defaults of `slr synth`. Local. */
