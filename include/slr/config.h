@@ -128,19 +128,21 @@ typedef struct {
 } slr_cluster_cfg;
 
 typedef struct {
-  char mode[SLR_CFG_NAME];    /* none | argmax | hierarchical */
+  /* the enum keys hold the index of the value among the key's choices,
+   * which is the value of the matching enum in slr/refine.h and slr/cluster.h */
+  int mode;           /* none | argmax | hierarchical (slr_refine_mode) */
   double alpha;
-  char linkage[SLR_CFG_NAME]; /* single | complete | average | ward */
+  int linkage;        /* single | complete | average | ward (slr_linkage) */
   double threshold;
   int reclaim_outliers;
   double soft_weight; /* weight of the soft-label loss term, 0 = off */
-  char distance[SLR_CFG_NAME];       /* euclidean | cosine | jensen_shannon | hellinger */
-  char threshold_mode[SLR_CFG_NAME]; /* absolute | alpha */
-  char alpha_schedule[SLR_CFG_NAME]; /* constant | linear */
-  double alpha_end;                  /* linear schedule: alpha at the last epoch */
-  char previous[SLR_CFG_NAME];       /* dbscan | refined */
-  char projection[SLR_CFG_NAME];     /* row | iou | transition */
-  char memory[SLR_CFG_NAME];         /* refined | dbscan */
+  int distance;       /* euclidean | cosine | jensen_shannon | hellinger (slr_agglo_metric) */
+  int threshold_mode; /* absolute | alpha */
+  int alpha_schedule; /* constant | linear */
+  double alpha_end;   /* linear schedule: alpha at the last epoch */
+  int previous;       /* dbscan | refined */
+  int projection;     /* row | iou | transition */
+  int memory;         /* refined | dbscan */
 } slr_refine_cfg;
 
 typedef struct {

@@ -143,11 +143,11 @@ static const key_def KEYS[] = {
     INT("cluster.min_samples", cluster.min_samples, 1, 2147483647, "4",
         "DBSCAN min_samples (counting the point itself)"),
 
-    CHOICE("refine.mode", refine.mode, "none|argmax|hierarchical", "hierarchical",
+    ENUM("refine.mode", refine.mode, "none|argmax|hierarchical", "hierarchical",
          "SLR refinement of the pseudo labels"),
     FLT("refine.alpha", refine.alpha, 0, 1, "0.5",
         "weight of the current label in the soft label"),
-    CHOICE("refine.linkage", refine.linkage, "single|complete|average|ward", "average",
+    ENUM("refine.linkage", refine.linkage, "single|complete|average|ward", "average",
          "linkage of the hierarchical clustering"),
     FLT("refine.threshold", refine.threshold, 0, 1e6, "0.5",
         "distance threshold of the hierarchical clustering"),

@@ -43,29 +43,18 @@ const char *slr_refine_mode_name(slr_refine_mode mode) {
   return (unsigned)mode < 3 ? mode_names[mode] : "unknown";
 }
 
-#define PARSE(key, value, field, type, ...)                                     \
-  do {                                                                          \
-    static const char *const names_[] = {__VA_ARGS__};                          \
-    int v_ = 0;                                                                 \
-    SLR_TRY(parse_name(key, value, names_, (int)(sizeof names_ / sizeof *names_), &v_)); \
-    field = (type)v_;                                                           \
-  } while (0)
-
 int slr_refine_params_from_config(const slr_refine_cfg *c, slr_refine_params *p) {
   memset(p, 0, sizeof *p);
-  PARSE("refine.mode", c->mode, p->mode, slr_refine_mode, "none", "argmax", "hierarchical");
-  PARSE("refine.linkage", c->linkage, p->linkage, slr_linkage, "single", "complete", "average",
-        "ward");
-  PARSE("refine.distance", c->distance, p->distance, slr_agglo_metric, "euclidean", "cosine",
-        "jensen_shannon", "hellinger");
-  PARSE("refine.threshold_mode", c->threshold_mode, p->threshold_mode,
-        slr_refine_threshold_mode, "absolute", "alpha");
-  PARSE("refine.alpha_schedule", c->alpha_schedule, p->alpha_schedule,
-        slr_refine_alpha_schedule, "constant", "linear");
-  PARSE("refine.projection", c->projection, p->projection, slr_refine_projection, "row", "iou",
-        "transition");
-  PARSE("refine.previous", c->previous, p->previous, slr_refine_previous, "dbscan", "refined");
-  PARSE("refine.memory", c->memory, p->memory, slr_refine_memory, "refined", "dbscan");
+  /* the configuration's enum keys are the indices of the names, in the
+   * enums' order (checked by the configuration's key table) */
+  p->mode = (slr_refine_mode)c->mode;
+  p->linkage = (slr_linkage)c->linkage;
+  p->distance = (slr_agglo_metric)c->distance;
+  p->threshold_mode = (slr_refine_threshold_mode)c->threshold_mode;
+  p->alpha_schedule = (slr_refine_alpha_schedule)c->alpha_schedule;
+  p->projection = (slr_refine_projection)c->projection;
+  p->previous = (slr_refine_previous)c->previous;
+  p->memory = (slr_refine_memory)c->memory;
   p->alpha = c->alpha;
   p->alpha_end = c->alpha_end;
   p->threshold = c->threshold;
@@ -82,7 +71,7 @@ int slr_refine_params_from_config(const slr_refine_cfg *c, slr_refine_params *p)
   if (p->linkage == SLR_LINKAGE_WARD && p->distance != SLR_AGGLO_EUCLIDEAN &&
       p->distance != SLR_AGGLO_HELLINGER)
     return SLR_FAIL(SLR_ERR_CONFIG, "refine.linkage: \"ward\" needs refine.distance euclidean or "
-                    "hellinger, not \"%s\"", c->distance);
+                    "hellinger, not \"%s\"", slr_config_enum_name("refine.distance", c->distance));
   return 0;
 }
 

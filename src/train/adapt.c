@@ -133,7 +133,6 @@ static int diagnose(tr_job *j, int64_t epoch, int64_t first, int64_t count,
                     const slr_refine_result *ref, const int32_t *prev_refined, double t_cluster,
                     double t_refine) {
   tr_labels *l = &j->labels;
-  const slr_config *cfg = j->cfg;
   const int32_t *truth = j->data.target.split[SLR_TRAIN].pids + first;
   slr_refine_diagnostics dg;
   SLR_TRY(slr_label_quality_compute(j->ctx->world, count, l->y_dbscan + first, truth, &l->q_dbscan));
@@ -147,12 +146,12 @@ static int diagnose(tr_job *j, int64_t epoch, int64_t first, int64_t count,
   slr_info("adapt epoch %lld: DBSCAN %lld clusters, %lld outliers (ARI %.3f); %s %lld clusters, "
            "%lld outliers (ARI %.3f); %.1fs clustering, %.2fs refinement",
            (long long)epoch + 1, (long long)qd->clusters, (long long)qd->outliers, qd->ari,
-           cfg->refine.mode, (long long)qr->clusters, (long long)qr->outliers, qr->ari, t_cluster,
+           slr_refine_mode_name(j->refine.mode), (long long)qr->clusters, (long long)qr->outliers, qr->ari, t_cluster,
            t_refine);
   slr_json js;
   tr_json_event(&js, "labels", "adapt", epoch, j->pos.position);
   slr_json_int(&js, "samples", l->n);
-  slr_json_str(&js, "refine", cfg->refine.mode);
+  slr_json_str(&js, "refine", slr_refine_mode_name(j->refine.mode));
   slr_json_int(&js, "pairs", ref->npairs);
   slr_json_int(&js, "memory_clusters", l->k);
   tr_json_quality(&js, "dbscan", qd);

@@ -472,7 +472,7 @@ static int write_labels_body(tr_job *j, slr_h5 *f, const float *feat, int64_t fi
   const slr_split *s = &j->data.target.split[SLR_TRAIN];
   int64_t dims[2] = {l->n, j->model.net.feat_dim};
   SLR_TRY(slr_h5_attr_set_i64(f, "/", "epoch", j->pos.epoch + 1));
-  SLR_TRY(slr_h5_attr_set_str(f, "/", "refine", j->cfg->refine.mode));
+  SLR_TRY(slr_h5_attr_set_str(f, "/", "refine", slr_refine_mode_name(j->refine.mode)));
   if (j->cfg->checkpoint.labels_features)
     SLR_TRY(slr_h5_write_rows(f, "/features", SLR_F32, 2, dims, first, count, feat));
   SLR_TRY(slr_h5_write_rows(f, "/pids", SLR_I32, 1, dims, first, count, s->pids + first));

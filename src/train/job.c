@@ -95,6 +95,10 @@ typedef struct {
   int64_t epochs, iters, B, instances;
 } stage_plan;
 
+static int stage_kind(const slr_config *cfg, int si) {
+  return strcmp(cfg->train.stages.v[si], "pretrain") == 0 ? STAGE_PRETRAIN : STAGE_ADAPT;
+}
+
 static stage_plan plan_of(const slr_config *cfg, int stage) {
   const int pre = stage == STAGE_PRETRAIN;
   stage_plan p = {pre ? "pretrain" : "adapt",
@@ -146,7 +150,7 @@ static int stage_setup(tr_job *j, int si, const stage_plan *p) {
   const int resumed = j->resumed_stage == si;
   j->resumed_stage = -1;
   j->pos.stage_index = si;
-  j->pos.stage = strcmp(j->cfg->train.stages.v[si], "pretrain") == 0 ? STAGE_PRETRAIN : STAGE_ADAPT;
+  j->pos.stage = stage_kind(j->cfg, si);
   if (!resumed) {
     j->pos.epoch = j->pos.step = 0;
     j->labels.has_prev = 0;
@@ -195,6 +199,7 @@ static int epoch_steps(tr_job *j, const stage_plan *p, slr_loader *loader, float
     j->pos.nsteps++;
     j->pos.step++;
     j->pos.position++;
+    slr_run_progress_set((double)j->total_steps, (double)j->pos.position);
     slr_progress_update(&prog, j->pos.step);
     if (j->pos.step < p->iters) rc = safe_point(j, 0);
   }
@@ -263,8 +268,7 @@ static int run_epoch(tr_job *j, const stage_plan *p) {
 }
 
 static int run_stage(tr_job *j, int si) {
-  const stage_plan p = plan_of(j->cfg, strcmp(j->cfg->train.stages.v[si], "pretrain") == 0
-                                           ? STAGE_PRETRAIN : STAGE_ADAPT);
+  const stage_plan p = plan_of(j->cfg, stage_kind(j->cfg, si));
   SLR_TRY(stage_setup(j, si, &p));
   for (; j->pos.epoch < p.epochs; j->pos.epoch++, j->pos.step = 0) SLR_TRY(run_epoch(j, &p));
   if (j->pos.stage != STAGE_PRETRAIN) return 0;
@@ -340,11 +344,14 @@ static int job_open(tr_job *j, const char *run_dir, int resume) {
   SLR_TRY(tr_data_init(&j->data, ctx, cfg));
   if (j->data.has_target)
     SLR_TRY(slr_agree(ctx->world, tr_labels_init(&j->labels, j->data.target.split[SLR_TRAIN].n)));
-  /* the run folder only once the data are there (no partial output) */
+  /* the run folder only once the data are there (no partial output), and
+   * its log */
   if (ctx->rank == 0) {
-    char ck[SLR_PATH_MAX + 16];
+    char ck[SLR_PATH_MAX + 16], log[SLR_PATH_MAX + 16];
     snprintf(ck, sizeof ck, "%s/checkpoints", run_dir);
+    snprintf(log, sizeof log, "%s/log.txt", run_dir);
     rc = slr_mkdir_p(ck);
+    if (!rc) rc = slr_log_file_open(log);
   }
   SLR_TRY(slr_agree(ctx->world, rc));
   if (resume) {
@@ -389,6 +396,10 @@ int slr_train_run(const slr_ctx *ctx, const slr_config *cfg, const char *run_dir
   j->resumed_stage = -1;
   j->force_config = (flags & SLR_TRAIN_FORCE_CONFIG) != 0;
   const int resume = (flags & SLR_TRAIN_RESUME) || cfg->checkpoint.resume == SLR_RESUME_AUTO;
+  for (int si = 0; si < cfg->train.stages.n; si++) {
+    const stage_plan p = plan_of(cfg, stage_kind(cfg, si));
+    j->total_steps += p.epochs * p.iters;
+  }
   int rc = job_open(j, run_dir, resume);
   int si = j->resumed_stage >= 0 ? j->resumed_stage : 0;
   for (; !rc && si < cfg->train.stages.n; si++) rc = run_stage(j, si);
@@ -399,6 +410,7 @@ int slr_train_run(const slr_ctx *ctx, const slr_config *cfg, const char *run_dir
     if (!rc) rc = write_summary(j);
     if (!rc) slr_info("done: %s (final weights final.h5, metrics metrics.jsonl)", j->run);
   }
+  slr_run_progress_clear();
   job_close(j);
   free(j);
   return rc;

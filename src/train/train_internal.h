@@ -118,6 +118,7 @@ typedef struct {
   int resumed_stage;              /* stage index of that checkpoint, or -1 */
   int force_config;               /* resume with a changed configuration */
   char config_change[1024];       /* the keys it changed, or "" */
+  int64_t total_steps; /* of every stage, for the run's ETA */
   tr_data data;
   tr_model model;
   tr_position pos;

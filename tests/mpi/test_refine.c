@@ -62,34 +62,42 @@ static void run_case(slr_h5 *f, int ci, int variants) {
   assert_int_equal(slr_h5_read_all(f, name, SLR_F64, (void **)&iou, &niou), 0);
 
   /* the parameters through the configuration path, as training builds them */
-  slr_refine_cfg cfg = {.distance = "euclidean", .threshold_mode = "absolute",
-                        .alpha_schedule = "constant", .previous = "dbscan",
-                        .projection = "row", .memory = "refined"};
+  slr_refine_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  char mode[32] = "", linkage[32] = "", distance[32] = "euclidean", projection[32] = "row",
+       threshold_mode[32] = "absolute", alpha_schedule[32] = "constant";
   int64_t reclaim, epoch = 0, epochs = 1, chain = 0;
-  assert_int_equal(slr_h5_attr_get_str(f, g, "mode", cfg.mode, sizeof cfg.mode), 0);
-  assert_int_equal(slr_h5_attr_get_str(f, g, "linkage", cfg.linkage, sizeof cfg.linkage), 0);
+  assert_int_equal(slr_h5_attr_get_str(f, g, "mode", mode, sizeof mode), 0);
+  assert_int_equal(slr_h5_attr_get_str(f, g, "linkage", linkage, sizeof linkage), 0);
   assert_int_equal(slr_h5_attr_get_f64(f, g, "alpha", &cfg.alpha), 0);
   assert_int_equal(slr_h5_attr_get_f64(f, g, "threshold", &cfg.threshold), 0);
   assert_int_equal(slr_h5_attr_get_i64(f, g, "reclaim", &reclaim), 0);
   cfg.reclaim_outliers = (int)reclaim;
   cfg.alpha_end = cfg.alpha;
   if (variants) {
-    assert_int_equal(slr_h5_attr_get_str(f, g, "distance", cfg.distance, sizeof cfg.distance), 0);
-    assert_int_equal(slr_h5_attr_get_str(f, g, "projection", cfg.projection,
-                                         sizeof cfg.projection), 0);
-    assert_int_equal(slr_h5_attr_get_str(f, g, "threshold_mode", cfg.threshold_mode,
-                                         sizeof cfg.threshold_mode), 0);
-    assert_int_equal(slr_h5_attr_get_str(f, g, "alpha_schedule", cfg.alpha_schedule,
-                                         sizeof cfg.alpha_schedule), 0);
+    assert_int_equal(slr_h5_attr_get_str(f, g, "distance", distance, sizeof distance), 0);
+    assert_int_equal(slr_h5_attr_get_str(f, g, "projection", projection, sizeof projection), 0);
+    assert_int_equal(slr_h5_attr_get_str(f, g, "threshold_mode", threshold_mode,
+                                         sizeof threshold_mode), 0);
+    assert_int_equal(slr_h5_attr_get_str(f, g, "alpha_schedule", alpha_schedule,
+                                         sizeof alpha_schedule), 0);
     assert_int_equal(slr_h5_attr_get_f64(f, g, "alpha_end", &cfg.alpha_end), 0);
     assert_int_equal(slr_h5_attr_get_i64(f, g, "epoch", &epoch), 0);
     assert_int_equal(slr_h5_attr_get_i64(f, g, "epochs", &epochs), 0);
     assert_int_equal(slr_h5_attr_get_i64(f, g, "chain", &chain), 0);
   }
+  /* the names through the configuration's key table, as a YAML file gives them */
+  assert_int_equal(slr_config_enum_parse("refine.mode", mode, &cfg.mode), 0);
+  assert_int_equal(slr_config_enum_parse("refine.linkage", linkage, &cfg.linkage), 0);
+  assert_int_equal(slr_config_enum_parse("refine.distance", distance, &cfg.distance), 0);
+  assert_int_equal(slr_config_enum_parse("refine.projection", projection, &cfg.projection), 0);
+  assert_int_equal(slr_config_enum_parse("refine.threshold_mode", threshold_mode,
+                                         &cfg.threshold_mode), 0);
+  assert_int_equal(slr_config_enum_parse("refine.alpha_schedule", alpha_schedule,
+                                         &cfg.alpha_schedule), 0);
   slr_refine_params p;
   if (slr_refine_params_from_config(&cfg, &p)) fail_msg("case %d: %s", ci, slr_error_message());
   p.alpha = slr_refine_alpha_at(&p, epoch, epochs);
-  const char *mode = cfg.mode;
   slr_refine_result r;
   int rc = slr_refine(MPI_COMM_WORLD, &p, row0, cnt, yp, yc, &r);
   if (rc) fail_msg("case %d: %s", ci, slr_error_message());
@@ -245,22 +253,22 @@ static void test_params(void **state) {
   assert_int_equal(p.previous, SLR_PREVIOUS_DBSCAN);
   assert_int_equal(p.memory, SLR_MEMORY_REFINED);
   assert_true(p.alpha == 0.5 && p.threshold == 0.5 && p.reclaim_outliers == 1);
-  snprintf(c.refine.distance, sizeof c.refine.distance, "manhattan");
-  assert_int_equal(slr_refine_params_from_config(&c.refine, &p), SLR_ERR_CONFIG);
-  assert_non_null(strstr(slr_error_text(), "refine.distance: \"manhattan\""));
-  snprintf(c.refine.distance, sizeof c.refine.distance, "cosine");
-  snprintf(c.refine.linkage, sizeof c.refine.linkage, "ward");
+  /* an unknown value is refused by the key table, naming key and value */
+  assert_int_equal(slr_config_set(&c, "refine.distance=manhattan"), SLR_ERR_CONFIG);
+  assert_non_null(strstr(slr_error_text(), "manhattan"));
+  assert_int_equal(slr_config_set(&c, "refine.distance=cosine"), 0);
+  assert_int_equal(slr_config_set(&c, "refine.linkage=ward"), 0);
   assert_int_equal(slr_refine_params_from_config(&c.refine, &p), SLR_ERR_CONFIG);
   assert_non_null(strstr(slr_error_text(), "refine.linkage: \"ward\" needs"));
-  snprintf(c.refine.distance, sizeof c.refine.distance, "hellinger");
+  assert_int_equal(slr_config_set(&c, "refine.distance=hellinger"), 0);
   assert_int_equal(slr_refine_params_from_config(&c.refine, &p), 0);
-  snprintf(c.refine.projection, sizeof c.refine.projection, "column");
-  assert_int_equal(slr_refine_params_from_config(&c.refine, &p), SLR_ERR_CONFIG);
-  assert_non_null(strstr(slr_error_text(), "refine.projection: \"column\""));
-  snprintf(c.refine.projection, sizeof c.refine.projection, "iou");
-  snprintf(c.refine.memory, sizeof c.refine.memory, "both");
-  assert_int_equal(slr_refine_params_from_config(&c.refine, &p), SLR_ERR_CONFIG);
-  assert_non_null(strstr(slr_error_text(), "refine.memory: \"both\""));
+  assert_int_equal(p.distance, SLR_AGGLO_HELLINGER);
+  assert_int_equal(p.linkage, SLR_LINKAGE_WARD);
+  assert_int_equal(slr_config_set(&c, "refine.projection=column"), SLR_ERR_CONFIG);
+  assert_non_null(strstr(slr_error_text(), "column"));
+  assert_int_equal(slr_config_set(&c, "refine.projection=iou"), 0);
+  assert_int_equal(slr_config_set(&c, "refine.memory=both"), SLR_ERR_CONFIG);
+  assert_non_null(strstr(slr_error_text(), "both"));
   /* through the YAML path: --set with a bad value is rejected there */
   assert_int_equal(slr_config_set(&c, "refine.previous=last"), SLR_ERR_CONFIG);
   assert_int_equal(slr_config_set(&c, "refine.previous=refined"), 0);

@@ -40,7 +40,7 @@ static void test_defaults(void **state) {
   assert_string_equal(c.train.stages.v[1], "adapt");
   assert_int_equal(c.solver.pretrain.milestones.n, 2);
   assert_int_equal(c.solver.pretrain.milestones.v[1], 70);
-  assert_string_equal(c.refine.mode, "hierarchical");
+  assert_int_equal(c.refine.mode, 2); /* hierarchical */
 }
 
 static void test_load_and_set(void **state) {
