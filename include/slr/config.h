@@ -189,6 +189,9 @@ void slr_config_defaults(slr_config *c);
 /* Load a YAML file over the defaults. Errors (SLR_ERR_CONFIG) name the file,
  * line, key and value. Local. */
 int slr_config_load(slr_config *c, const char *path);
+/* Load YAML text (the resolved configuration a checkpoint holds) over c;
+ * errors name `where`. Local. */
+int slr_config_load_text(slr_config *c, const char *text, const char *where);
 /* Apply one "a.b=value" override (value in YAML syntax; lists as "[1, 2]").
  * Local. */
 int slr_config_set(slr_config *c, const char *assignment);

@@ -664,6 +664,16 @@ int slr_config_load(slr_config *c, const char *path) {
   return rc;
 }
 
+int slr_config_load_text(slr_config *c, const char *text, const char *where) {
+  yaml_parser_t p;
+  yaml_parser_initialize(&p);
+  yaml_parser_set_input_string(&p, (const unsigned char *)text, strlen(text));
+  walker w = {c, where, 0};
+  int rc = parse_stream(&p, "", &w);
+  yaml_parser_delete(&p);
+  return rc;
+}
+
 static int config_set_at(slr_config *c, const char *assignment, const char *where);
 
 int slr_config_set(slr_config *c, const char *assignment) {

@@ -242,72 +242,33 @@ static const char *FREE_KEYS[] = {"run.log_level", "run.log_all_ranks", "run.pro
                                   "run.threads", "checkpoint.", "data.workers", "data.prefetch",
                                   "data.cache", "eval.batch_size"};
 
-/* One "section.key: value" line per key of a resolved configuration's YAML
- * (nested sections, two spaces per level, comments skipped), written into
- * out. Local. */
-static int flatten_config(const char *text, char ***lines, int *n) {
-  char *stack[8] = {0};
-  int cap = 256, cnt = 0;
-  char **out = malloc(sizeof(char *) * (size_t)cap);
-  if (!out) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
-  for (const char *p = text; *p;) {
-    const char *e = strchr(p, '\n');
-    const size_t len = e ? (size_t)(e - p) : strlen(p);
-    size_t ind = 0;
-    while (ind < len && p[ind] == ' ') ind++;
-    const char *colon = memchr(p, ':', len);
-    const int level = (int)(ind / 2);
-    if (ind < len && p[ind] != '#' && colon && level < 8) {
-      const size_t klen = (size_t)(colon - p) - ind;
-      const int section = colon + 1 >= p + len;
-      free(stack[level]);
-      stack[level] = strndup(p + ind, klen);
-      for (int l = level + 1; l < 8; l++) free(stack[l]), stack[l] = NULL;
-      if (!section && cnt < cap) {
-        char buf[1024] = "";
-        for (int l = 0; l <= level; l++) {
-          if (l) strncat(buf, ".", sizeof buf - strlen(buf) - 1);
-          strncat(buf, stack[l] ? stack[l] : "", sizeof buf - strlen(buf) - 1);
-        }
-        strncat(buf, colon, (size_t)(p + len - colon) < sizeof buf - strlen(buf) - 1
-                                ? (size_t)(p + len - colon) : sizeof buf - strlen(buf) - 1);
-        out[cnt++] = strdup(buf);
-      }
-    }
-    p += len + (e ? 1 : 0);
-  }
-  for (int l = 0; l < 8; l++) free(stack[l]);
-  *lines = out;
-  *n = cnt;
-  return 0;
-}
-
 static int free_key(const char *line) {
   for (size_t i = 0; i < sizeof FREE_KEYS / sizeof FREE_KEYS[0]; i++)
     if (!strncmp(line, FREE_KEYS[i], strlen(FREE_KEYS[i]))) return 1;
   return 0;
 }
 
-/* The keys whose values differ between two resolved configurations, as
- * "key: old -> new" joined into buf ("" when equal). Local. */
-static int config_diff(const char *a, const char *b, char *buf, size_t len) {
-  char **la = NULL, **lb = NULL;
-  int na = 0, nb = 0;
+/* The keys whose values differ between the configuration a checkpoint was
+ * written with (its YAML text) and cfg, as "key: old -> new" joined by "; "
+ * into buf ("" when equal), leaving out the keys a resume may change.
+ * Local. */
+static int config_diff(const char *saved, const slr_config *cfg, const char *path, char *buf,
+                       size_t len) {
   buf[0] = 0;
-  int rc = flatten_config(a, &la, &na);
-  if (!rc) rc = flatten_config(b, &lb, &nb);
-  for (int i = 0; !rc && i < (na > nb ? na : nb); i++) {
-    const char *x = i < na ? la[i] : "", *y = i < nb ? lb[i] : "";
-    if (!strcmp(x, y) || free_key(x[0] ? x : y)) continue;
-    const char *vx = strchr(x, ':'), *vy = strchr(y, ':');
+  slr_config *old = malloc(sizeof *old);
+  if (!old) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
+  slr_config_defaults(old);
+  int rc = slr_config_load_text(old, saved, path), count = 0;
+  char *diff = rc ? NULL : slr_config_diff(old, cfg, &count);
+  for (char *line = diff, *next; !rc && line && *line; line = next) {
+    next = strchr(line, '\n');
+    if (next) *next++ = 0; else next = line + strlen(line);
+    if (free_key(line)) continue;
     const size_t used = strlen(buf);
-    snprintf(buf + used, len - used, "%s%.*s:%s ->%s", used ? "; " : "",
-             (int)(vx ? vx - x : (int)strlen(x)), x, vx ? vx + 1 : " (none)", vy ? vy + 1 : " (none)");
+    snprintf(buf + used, len - used, "%s%s", used ? "; " : "", line);
   }
-  for (int i = 0; i < na; i++) free(la[i]);
-  for (int i = 0; i < nb; i++) free(lb[i]);
-  free(la);
-  free(lb);
+  free(diff);
+  free(old);
   return rc;
 }
 
@@ -321,10 +282,10 @@ static int check_strings(tr_job *j, slr_h5 *f, const char *path) {
                     "not have there", path, (long long)si, stage);
   if (!slr_h5_attr_exists(f, "/", "config")) return 0;
   size_t cap = 1 << 16;
-  char *saved = malloc(cap), *now = slr_config_to_string(cfg), diff[1024];
-  int rc = saved && now ? slr_h5_attr_get_str(f, "/", "config", saved, cap)
-                        : SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
-  if (!rc) rc = config_diff(saved, now, diff, sizeof diff);
+  char *saved = malloc(cap), diff[1024];
+  int rc = saved ? slr_h5_attr_get_str(f, "/", "config", saved, cap)
+                 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory");
+  if (!rc) rc = config_diff(saved, cfg, path, diff, sizeof diff);
   if (!rc && diff[0] && !j->force_config)
     rc = SLR_FAIL(SLR_ERR_CONFIG, "%s was written with another configuration (%s); resuming "
                   "with a changed configuration loses the exact resume: use a new --out, or "
@@ -334,7 +295,6 @@ static int check_strings(tr_job *j, slr_h5 *f, const char *path) {
     slr_strlcpy(j->config_change, diff, sizeof j->config_change);
   }
   free(saved);
-  free(now);
   return rc;
 }
 

@@ -105,5 +105,25 @@ assert f["/memory"].shape[0] == f.attrs["clusters"]
 PY
 "$slr" inspect --config "$ck" | grep -q "^refine:" && ok "slr inspect --config" || bad "slr inspect --config"
 
+# 4. a resume with a changed configuration: refused naming the key, unless
+#    --force-config (logged, the old config.yaml kept); a key that does not
+#    change the arithmetic may change
+cp -r A Z
+"$mpiexec" -n 2 "$slr" train --config tiny.yaml --out Z --set cluster.eps=0.65 > z1.log 2>&1
+rc=$?
+if [ $rc -ne 0 ] && grep -q "cluster.eps: 0.7 -> 0.65" z1.log && grep -q -- "--force-config" z1.log; then
+  ok "a changed configuration is refused, naming the key"
+else
+  bad "a changed configuration is refused (exit $rc)"; head -3 z1.log
+fi
+"$mpiexec" -n 2 "$slr" train --config tiny.yaml --out Z --set run.log_level=warn > z2.log 2>&1 && ok "a changed log level is accepted" || { bad "a changed log level is accepted"; head -3 z2.log; }
+"$mpiexec" -n 2 "$slr" train --config tiny.yaml --out Z --set cluster.eps=0.65 --force-config > z3.log 2>&1
+if [ $? -eq 0 ] && ls Z/config-*.yaml > /dev/null 2>&1 && grep -q '"event": "config_changed"' Z/metrics.jsonl && grep -q "eps: 0.65" Z/config.yaml; then
+  ok "--force-config accepts it, logs it and keeps the old config.yaml"
+else
+  bad "--force-config"; tail -3 z3.log
+fi
+[ -s A/log.txt ] && grep -q "T.*done: A" A/log.txt && ok "RUN/log.txt with timestamps" || bad "RUN/log.txt with timestamps"
+
 echo "$((n-fails)) passed, $fails failed"
 [ $fails = 0 ]
