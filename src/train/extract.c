@@ -1,6 +1,7 @@
 /* Feature extraction: every image of a split exactly once over the ranks
  * (sequential shards), test transform, evaluation mode, L2-normalised neck
  * features. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,12 @@ int slr_extract_features(const slr_ctx *ctx, slr_model *m, slr_batcher *b,
     int64_t done = (r0 + nb) * ctx->size;
     slr_progress_update(&p, done < s->n ? done : s->n);
   }
+  /* non-finite features (NaN weights or pixels) are never clustered or
+   * evaluated */
+  for (int64_t i = 0; !rc && i < n * D; i++)
+    if (!isfinite(out[i]))
+      rc = SLR_FAIL(SLR_ERR, "%s: the features of image %lld are not finite (NaN or Inf in "
+                    "the model's weights or the image)", label, (long long)(*first + i / D));
   rc = slr_agree(ctx->world, rc);
   if (!rc) slr_progress_end(&p);
   free(img);
