@@ -31,6 +31,12 @@ static int load_target(tr_data *d, const slr_ctx *ctx, const slr_config *cfg, in
                     cfg->data.target.root, (long long)d->target.split[SLR_TRAIN].n,
                     (long long)cfg->cluster.k1);
   d->has_eval = d->target.split[SLR_QUERY].n > 0 && d->target.split[SLR_GALLERY].n > 0;
+  /* checked before any training, not after pretraining */
+  const int64_t ne = d->target.split[SLR_QUERY].n + d->target.split[SLR_GALLERY].n;
+  if (d->has_eval && cfg->eval.rerank && cfg->eval.rerank_k1 >= ne)
+    return SLR_FAIL(SLR_ERR_CONFIG, "eval.rerank_k1 = %lld, but the target %s has %lld query and "
+                    "gallery images: re-ranking needs more than k1", (long long)cfg->eval.rerank_k1,
+                    cfg->data.target.root, (long long)ne);
   return 0;
 }
 
