@@ -736,6 +736,9 @@ int slr_config_validate(const slr_config *c) {
                          "%s: train.adapt.batch_size %lld is not a multiple of "
                          "train.adapt.instances %lld",
                          f, (long long)ad->batch_size, (long long)ad->instances);
+  if (c->train.stages.n == 0)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s: train.stages is empty; give pretrain, adapt or both", f);
   if (c->cluster.k2 > c->cluster.k1)
     return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: cluster.k2 %lld is larger than cluster.k1 %lld",
                          f, (long long)c->cluster.k2, (long long)c->cluster.k1);
