@@ -594,7 +594,7 @@ int slr_h5_read_all(slr_h5 *f, const char *name, slr_dtype type, void **out, int
   for (int i = 0; i < ndims; i++) n *= dims[i];
   void *buf = malloc((size_t)(n > 0 ? n : 1) * slr_dtype_size(type));
   rc = buf ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory reading %s:%s", f->path, name);
-  SLR_TRY(slr_agree(f->comm, rc));
+  SLR_AGREE_GOTO(f->comm, rc, done);
   /* every rank reads everything: collective with each selecting all rows */
   if (ndims == 0) {
     hid_t d = H5Dopen2(f->fid, name, H5P_DEFAULT);
@@ -605,6 +605,7 @@ int slr_h5_read_all(slr_h5 *f, const char *name, slr_dtype type, void **out, int
   } else {
     rc = slr_h5_read_rows(f, name, type, 0, dims[0], buf);
   }
+done:
   if (rc) {
     free(buf);
     return rc;
