@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# labels: slow
 # A checkpoint whose data was overwritten with random bytes (the HDF5
 # structure still opens) is skipped with a warning naming it, and the run
 # resumes from the older one, as from a truncated one; a NaN written into
