@@ -99,11 +99,13 @@ int slr_h5_close(slr_h5 *f);
 int slr_h5_verify(slr_h5 *f);
 
 /* Whether a dataset or group exists at `name` (intermediate groups may be
- * missing). Collective (every rank must ask the same). */
+ * missing); also on a file being written. Collective (every rank must ask
+ * the same). */
 int slr_h5_exists(slr_h5 *f, const char *name);
 
-/* Shape and type of a dataset. `type` is -1 for types slr does not read
- * (strings, compound ...). Errors name the file and dataset. Collective. */
+/* Shape and type of a dataset of a file opened for reading. `type` is -1 for
+ * types slr does not read (strings, compound ...). Errors name the file and
+ * dataset. Collective. */
 int slr_h5_shape(slr_h5 *f, const char *name, int *ndims, int64_t dims[SLR_H5_MAXDIMS],
                  int *type);
 
@@ -138,7 +140,8 @@ int slr_h5_read_strings(slr_h5 *f, const char *name, int64_t row0, int64_t nrows
                         char ***out);
 
 /* Attributes on an object ("/" for the file). Every rank passes the same
- * value. Collective. */
+ * value; setting is agreed (rank 0 writes). Reading (get) is for files opened
+ * for reading. Collective. */
 int slr_h5_attr_set_i64(slr_h5 *f, const char *obj, const char *name, int64_t v);
 int slr_h5_attr_set_f64(slr_h5 *f, const char *obj, const char *name, double v);
 int slr_h5_attr_set_str(slr_h5 *f, const char *obj, const char *name, const char *v);
@@ -146,7 +149,7 @@ int slr_h5_attr_get_i64(slr_h5 *f, const char *obj, const char *name, int64_t *v
 int slr_h5_attr_get_f64(slr_h5 *f, const char *obj, const char *name, double *v);
 int slr_h5_attr_get_str(slr_h5 *f, const char *obj, const char *name, char *buf,
                         size_t len);
-/* Whether the attribute exists. Collective. */
+/* Whether the attribute exists (also on a file being written). Collective. */
 int slr_h5_attr_exists(slr_h5 *f, const char *obj, const char *name);
 
 /* ---- checkpoints of a run ------------------------------------------------------ */

@@ -37,7 +37,7 @@ typedef struct {
 /* a string that must be one of the choices */
 #define CHOICE(p, f, ch, d, h) {p, K_STR, OFF(f), SZ(f), 0, 0, ch, d, h}
 /* an enum field: the value is the index of the name in the choices */
-#define ENUM(p, f, ch, d, h) {p, K_ENUM, OFF(f), sizeof(int), 0, 0, ch, d, h}
+#define ENUM(p, f, ch, d, h) {p, K_ENUM, OFF(f), SZ(f), 0, 0, ch, d, h}
 #define INTS(p, f, lo, hi, d, h) {p, K_INTS, OFF(f), 0, lo, hi, NULL, d, h}
 #define NAMES(p, f, ch, d, h) {p, K_NAMES, OFF(f), 0, 0, 0, ch, d, h}
 #define BIG 1e18
@@ -155,20 +155,20 @@ static const key_def KEYS[] = {
          "let current outliers with a previous cluster join a refined cluster"),
     FLT("refine.soft_weight", refine.soft_weight, 0, 100, "0.0",
         "weight of the soft-label loss against the memory (0 = off)"),
-    ENUM("refine.distance", refine.distance, "euclidean|cosine|jensen_shannon|hellinger",
+    CHOICE("refine.distance", refine.distance, "euclidean|cosine|jensen_shannon|hellinger",
          "euclidean", "distance between soft labels in the hierarchical clustering"),
-    ENUM("refine.threshold_mode", refine.threshold_mode, "absolute|alpha", "absolute",
+    CHOICE("refine.threshold_mode", refine.threshold_mode, "absolute|alpha", "absolute",
          "absolute: refine.threshold as given; alpha: refine.threshold times alpha"),
-    ENUM("refine.alpha_schedule", refine.alpha_schedule, "constant|linear", "constant",
+    CHOICE("refine.alpha_schedule", refine.alpha_schedule, "constant|linear", "constant",
          "alpha over the adaptation epochs: constant, or linear to refine.alpha_end"),
     FLT("refine.alpha_end", refine.alpha_end, 0, 1, "0.5",
         "linear schedule: alpha at the last adaptation epoch"),
-    ENUM("refine.previous", refine.previous, "dbscan|refined", "dbscan",
+    CHOICE("refine.previous", refine.previous, "dbscan|refined", "dbscan",
          "previous labels projected: the last epoch's DBSCAN or refined labels"),
-    ENUM("refine.projection", refine.projection, "row|iou|transition", "row",
+    CHOICE("refine.projection", refine.projection, "row|iou|transition", "row",
          "projection of a previous cluster: IoU row-normalised, raw IoU, or the share of its "
          "samples in each current cluster"),
-    ENUM("refine.memory", refine.memory, "refined|dbscan", "refined",
+    CHOICE("refine.memory", refine.memory, "refined|dbscan", "refined",
          "clusters the cluster memory is built from"),
 
     INT("checkpoint.every_steps", checkpoint.every_steps, 0, 1e12, "0",
@@ -631,6 +631,11 @@ static int parse_stream(yaml_parser_t *p, const char *prefix, const walker *w) {
 void slr_config_defaults(slr_config *c) {
   memset(c, 0, sizeof *c);
   for (size_t i = 0; i < NKEYS; i++) {
+    if (KEYS[i].type == K_ENUM && KEYS[i].size != sizeof(int)) {
+      fprintf(stderr, "slr: internal error: %s is an ENUM key but its field is no enum\n",
+              KEYS[i].path);
+      abort();
+    }
     char assign[512];
     snprintf(assign, sizeof assign, "%s=%s", KEYS[i].path, KEYS[i].def);
     if (slr_config_set(c, assign) != 0) {
@@ -741,6 +746,9 @@ int slr_config_validate(const slr_config *c) {
                          "%s: train.adapt.batch_size %lld is not a multiple of "
                          "train.adapt.instances %lld",
                          f, (long long)ad->batch_size, (long long)ad->instances);
+  if (c->train.stages.n == 0)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s: train.stages is empty; give pretrain, adapt or both", f);
   if (c->cluster.k2 > c->cluster.k1)
     return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: cluster.k2 %lld is larger than cluster.k1 %lld",
                          f, (long long)c->cluster.k2, (long long)c->cluster.k1);

@@ -446,7 +446,7 @@ static int write_rows_typed(slr_h5 *f, const char *name, hid_t ftype, hid_t mtyp
                   (long long)row0, (long long)(row0 + nrows), (long long)dims[0]);
   size_t row_bytes = H5Tget_size(mtype);
   for (int i = 1; i < ndims; i++) row_bytes *= (size_t)dims[i];
-  if (!rc && (row_bytes == 0 || row_bytes > XFER_BYTES))
+  if (!rc && row_bytes > XFER_BYTES)
     rc = SLR_FAIL(SLR_ERR, "%s: %s: rows of %zu bytes are not supported", f->path, name,
                   row_bytes);
   SLR_TRY(slr_agree(f->comm, rc));
@@ -490,9 +490,10 @@ static int write_rows_typed(slr_h5 *f, const char *name, hid_t ftype, hid_t mtyp
     } else {
       rc = put_rows(f, name, d, mtype, ndims, hd, row0, nrows, buf);
     }
-    int64_t per = (int64_t)(XFER_BYTES / row_bytes);
+    /* rows of no bytes (a trailing dimension 0) have nothing to send */
+    int64_t per = row_bytes ? (int64_t)(XFER_BYTES / row_bytes) : 0;
     char *tmp = NULL;
-    for (int r = 1; r < f->size; r++) {
+    for (int r = 1; r < f->size && row_bytes; r++) {
       int64_t r0 = all[2 * r], rn = all[2 * r + 1];
       if (rn > 0 && !tmp) tmp = malloc(XFER_BYTES);
       if (rn > 0 && !tmp) {
@@ -509,7 +510,7 @@ static int write_rows_typed(slr_h5 *f, const char *name, hid_t ftype, hid_t mtyp
     }
     free(tmp);
     H5Dclose(d);
-  } else {
+  } else if (row_bytes) {
     int64_t per = (int64_t)(XFER_BYTES / row_bytes);
     for (int64_t k = 0; k < nrows; k += per) {
       int64_t m = nrows - k < per ? nrows - k : per;
@@ -594,7 +595,7 @@ int slr_h5_read_all(slr_h5 *f, const char *name, slr_dtype type, void **out, int
   for (int i = 0; i < ndims; i++) n *= dims[i];
   void *buf = malloc((size_t)(n > 0 ? n : 1) * slr_dtype_size(type));
   rc = buf ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory reading %s:%s", f->path, name);
-  SLR_TRY(slr_agree(f->comm, rc));
+  SLR_AGREE_GOTO(f->comm, rc, done);
   /* every rank reads everything: collective with each selecting all rows */
   if (ndims == 0) {
     hid_t d = H5Dopen2(f->fid, name, H5P_DEFAULT);
@@ -605,6 +606,7 @@ int slr_h5_read_all(slr_h5 *f, const char *name, slr_dtype type, void **out, int
   } else {
     rc = slr_h5_read_rows(f, name, type, 0, dims[0], buf);
   }
+done:
   if (rc) {
     free(buf);
     return rc;

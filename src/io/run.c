@@ -68,7 +68,11 @@ static int scan_all(MPI_Comm comm, const char *run_dir, int64_t **pos, int64_t *
   SLR_MPI(MPI_Bcast(&cnt, 1, MPI_INT64_T, 0, comm));
   if (rank != 0) p = malloc((size_t)(cnt > 0 ? cnt : 1) * sizeof(int64_t));
   int rc = p || cnt == 0 ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory listing checkpoints");
-  SLR_TRY(slr_agree(comm, rc));
+  rc = slr_agree(comm, rc);
+  if (rc) {
+    free(p);
+    return rc;
+  }
   if (cnt > 0) SLR_MPI(MPI_Bcast(p, (int)cnt, MPI_INT64_T, 0, comm));
   *pos = p;
   *n = cnt;

@@ -42,6 +42,7 @@ full_case() { # name file-basename -- command...
   [ -z "$why" ] && ! grep -q "$file" out.txt && why="error does not name $file"
   [ -z "$why" ] && [ -n "$(find "$mnt" -name '*.tmp' | head -1)" ] && why=".tmp left behind: $(find "$mnt" -name '*.tmp')"
   [ -z "$why" ] && grep -q "Segmentation\|signal 11\|core dumped" out.txt && why="crashed"
+  [ -z "$why" ] && grep -qE "src/[a-z]+/[a-z_0-9]+\.c:[0-9]" out.txt && why="a source location in the message"
   if [ -z "$why" ]; then echo "ok   $name"; else fails=$((fails+1)); echo "FAIL $name: $why"; tail -6 out.txt | sed 's/^/     | /'; fi
 }
 

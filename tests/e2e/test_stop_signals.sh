@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# labels: slow
 # SIGTERM to every process of a training job (what scancel does): mpiexec
 # itself exits with 1, not 75, although the ranks checkpoint; jobs/train.sbatch
 # (run here without Slurm) must still report the stop as 75, "checkpointed and

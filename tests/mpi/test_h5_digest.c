@@ -35,6 +35,10 @@ static int write_ckpt(const char *path, int64_t n, int64_t d, float bias) {
   if (!rc) rc = slr_h5_write_rows(&f, "/model/params", SLR_F32, 2, dims, row0, cnt, x);
   if (!rc) rc = slr_h5_write_scalar_i64(&f, "/position/step", 42);
   if (!rc) rc = slr_h5_write_strings(&f, "/names", n, row0, cnt, (const char *const *)names);
+  /* an empty matrix: rows of no bytes, and one with no rows */
+  int64_t empty[2] = {n, 0}, none[2] = {0, d};
+  if (!rc) rc = slr_h5_write_rows(&f, "/empty/cols", SLR_F32, 2, empty, row0, cnt, x);
+  if (!rc) rc = slr_h5_write_rows(&f, "/empty/rows", SLR_F32, 2, none, 0, 0, x);
   if (!rc) rc = slr_h5_commit(&f);
   free(x);
   free(names);
