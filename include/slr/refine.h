@@ -1,4 +1,4 @@
-/* refine: the SLR step (pseudo-label refinement), as DESIGN.md §1 defines
+/* refine: the SLR step (pseudo-label refinement), as docs/train.md defines
  * it. From the previous and current DBSCAN labels of the same samples:
  *   1. the IoU matrix C (K_prev x K_cur, sparse) between previous and current
  *      clusters, from pair counts all-reduced over ranks;

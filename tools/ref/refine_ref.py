@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference for the SLR step (DESIGN.md section 1) with NumPy and SciPy, and
+"""Reference for the SLR step (docs/train.md) with NumPy and SciPy, and
 the fixtures of tests/mpi/test_refine.c (tests/fixtures/refine/cases.h5).
 
 Per sample, densely: IoU matrix C between previous and current clusters,
