@@ -101,10 +101,13 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_opt_list sets = {0};
   const slr_opt opts[] = {
       {"config", OPT_STR, &config, "C.yaml",
-       "configuration: data set, input size, batch (the model comes from --weights)"},
-      {"weights", OPT_STR, &weights, "W.h5", "model weights (RUN/final.h5, RUN/pretrain.h5, ...)"},
+       "configuration: data set, input size, batch; its model keys must agree with --weights"},
+      {"weights", OPT_STR, &weights, "W.h5",
+       "weights file; its attributes describe the model (RUN/final.h5, RUN/pretrain.h5, ...)"},
       {"split", OPT_STR, &split, "SPLIT", "train, query, gallery, or test (query and gallery)"},
-      {"out", OPT_STR, &out, "F.h5", "output file"},
+      {"out", OPT_STR, &out, "F.h5",
+       "output: /features (N x D float32, L2-normalised), /pids, /camids, /paths (under "
+       "/query and /gallery for test)"},
       {"domain", OPT_STR, &domain, "D", "target (default) or source"},
       {"set", OPT_LIST, &sets, "KEY=VALUE", "override a configuration key (repeatable)"},
       {NULL, 0, NULL, NULL, NULL}};
