@@ -196,16 +196,18 @@ int slr_output_path_check(const char *path, const char *what);
 
 /* ---- JSON text ------------------------------------------------------------------ */
 
-/* A small JSON writer for result files and JSON-lines logs. `key` is the
- * member name inside an object and NULL inside an array or at the top.
+/* A JSON writer for result files and JSON-lines logs, on json-c. `key` is
+ * the member name inside an object and NULL inside an array or at the top.
  * Numbers are written with the shortest text that reads back exactly;
- * NaN and infinities become null. Local. */
+ * NaN and infinities become null. The text is json-c's spaced style:
+ * {"a": 1, "b": [1, 2]} prints as { "a": 1, "b": [ 1, 2 ] }. Local. */
+struct json_object;
 typedef struct {
-  char *buf;
-  size_t len, cap;
+  struct json_object *root;      /* the top value */
+  struct json_object *stack[32]; /* open objects and arrays, innermost last */
   int depth;
-  unsigned char first[32]; /* no member written yet at this depth */
-  int failed;              /* out of memory or nesting too deep */
+  int top_set;
+  int failed; /* out of memory, nesting too deep, or a second top value */
 } slr_json;
 
 void slr_json_init(slr_json *j);
@@ -218,7 +220,8 @@ void slr_json_num(slr_json *j, const char *key, double v);
 void slr_json_int(slr_json *j, const char *key, int64_t v);
 void slr_json_bool(slr_json *j, const char *key, int v);
 void slr_json_str(slr_json *j, const char *key, const char *v);
-/* The text so far ("" after a failure is reported by slr_json_ok). */
+/* The text ("" after a failure, which slr_json_ok reports); valid until the
+ * next call on j. */
 const char *slr_json_text(const slr_json *j);
 int slr_json_ok(const slr_json *j);
 

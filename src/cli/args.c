@@ -14,7 +14,7 @@
 
 void slr_print_command_help(const slr_command *cmd, const slr_opt *opts, FILE *out) {
   fprintf(out, "usage: slr %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
-  if (opts && opts[0].name) fprintf(out, "\noptions:\n");
+  fprintf(out, "\noptions:\n");
   for (const slr_opt *o = opts; o && o->name; o++) {
     char left[64];
     if (o->type == OPT_FLAG)

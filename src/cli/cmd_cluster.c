@@ -35,9 +35,10 @@ static int read_features(slr_ctx *ctx, const char *path, int k1, float **x, int6
   if (!rc && nd != 2)
     rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features has %d dimension%s, expected 2 (N x D)",
                   path, nd, nd == 1 ? "" : "s");
-  if (!rc && type != SLR_F32)
-    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features has type %s, expected float32", path,
-                  type >= 0 ? slr_dtype_name((slr_dtype)type) : "(not numeric)");
+  /* float64 (NumPy's default) is converted to float32 on reading, as slr evaluate does */
+  if (!rc && type != SLR_F32 && type != SLR_F64)
+    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features has type %s, expected float32 or float64",
+                  path, type >= 0 ? slr_dtype_name((slr_dtype)type) : "(not numeric)");
   if (!rc && (dims[0] < 1 || dims[1] < 1))
     rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features is empty (%lld x %lld)", path,
                   (long long)dims[0], (long long)dims[1]);
@@ -91,7 +92,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   snprintf(h_ms, sizeof h_ms, "cluster.min_samples: DBSCAN core size, the point included (default %s)",
            slr_config_default_text("cluster.min_samples"));
   const slr_opt opts[] = {
-      {"features", OPT_STR, &feat, "F.h5", "input: /features (N x D float32), e.g. written by h5py"},
+      {"features", OPT_STR, &feat, "F.h5", "input: /features (N x D float32, or float64 converted), e.g. from h5py"},
       {"out", OPT_STR, &out, "L.h5", "output: /labels (N int32, -1 = outlier)"},
       {"k1", OPT_STR, &o_k1, "K", h_k1},
       {"k2", OPT_STR, &o_k2, "K", h_k2},

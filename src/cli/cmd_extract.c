@@ -49,8 +49,9 @@ static int write_split(slr_ctx *ctx, slr_model *m, const slr_config *cfg, const 
 }
 
 /* The model the weights file describes. The configuration's model keys fill
- * what the file does not say (the last stride of another tool's file); where
- * they differ from the file, the file wins and a warning names both. */
+ * what the file does not say (the last stride of another tool's file) and
+ * otherwise must agree with it: a key that differs is an error naming both
+ * values. */
 static int model_from_weights(slr_ctx *ctx, const slr_config *cfg, const char *weights,
                               slr_model *m) {
   slr_model_desc d;
@@ -63,17 +64,38 @@ static int model_from_weights(slr_ctx *ctx, const slr_config *cfg, const char *w
   want.last_stride = cfg->model.last_stride;
   SLR_TRY(slr_pool_parse(cfg->model.pool, &want.pool));
   want.neck = cfg->model.neck;
-  if (!(d.known & SLR_DESC_ARCH)) d.cfg.arch = want.arch;
-  if (!(d.known & SLR_DESC_WIDTH)) d.cfg.width = want.width;
-  if (!(d.known & SLR_DESC_LAST_STRIDE)) d.cfg.last_stride = want.last_stride;
-  if (!(d.known & SLR_DESC_POOL)) d.cfg.pool = want.pool;
-  if (!(d.known & SLR_DESC_NECK)) d.cfg.neck = want.neck;
-  char got[160], cfgd[160];
-  slr_cli_model_describe(&d.cfg, got, sizeof got);
-  slr_cli_model_describe(&want, cfgd, sizeof cfgd);
-  if (strcmp(got, cfgd))
-    slr_warn("extract: %s holds %s; the configuration's model keys say %s: the file's model is "
-             "used", weights, got, cfgd);
+  const unsigned unknown = ~d.known;
+  char diff[512] = "";
+  size_t o = 0;
+#define DIFF(bit, cond, ...)                                                               \
+  do {                                                                                     \
+    if (!(d.known & (bit))) {                                                              \
+      d.known |= (bit);                                                                    \
+    } else if (cond && o < sizeof diff) {                                                  \
+      o += (size_t)snprintf(diff + o, sizeof diff - o, "%s", o ? "; " : "");               \
+      if (o < sizeof diff) o += (size_t)snprintf(diff + o, sizeof diff - o, __VA_ARGS__);  \
+    }                                                                                      \
+  } while (0)
+  DIFF(SLR_DESC_ARCH, want.arch != d.cfg.arch, "model.arch %s, the file %s", cfg->model.arch,
+       slr_arch_name(d.cfg.arch));
+  DIFF(SLR_DESC_WIDTH, want.width != d.cfg.width, "model.width %g (%d channels), the file %d",
+       cfg->model.width, want.width, d.cfg.width);
+  DIFF(SLR_DESC_LAST_STRIDE, want.last_stride != d.cfg.last_stride,
+       "model.last_stride %d, the file %d", want.last_stride, d.cfg.last_stride);
+  DIFF(SLR_DESC_POOL, want.pool != d.cfg.pool, "model.pool %s, the file %s", cfg->model.pool,
+       d.cfg.pool == SLR_POOL_GEM ? "gem" : "avg");
+  DIFF(SLR_DESC_NECK, want.neck != d.cfg.neck, "model.neck %s, the file %s",
+       want.neck ? "true" : "false", d.cfg.neck ? "true" : "false");
+#undef DIFF
+  /* what the file does not say comes from the configuration */
+  if (unknown & SLR_DESC_ARCH) d.cfg.arch = want.arch;
+  if (unknown & SLR_DESC_WIDTH) d.cfg.width = want.width;
+  if (unknown & SLR_DESC_LAST_STRIDE) d.cfg.last_stride = want.last_stride;
+  if (unknown & SLR_DESC_POOL) d.cfg.pool = want.pool;
+  if (unknown & SLR_DESC_NECK) d.cfg.neck = want.neck;
+  if (diff[0])
+    return SLR_FAIL(SLR_ERR_INPUT, "extract: the configuration's model is not the one %s holds: %s",
+                    weights, diff);
   d.cfg.num_classes = 0; /* features only */
   return slr_model_init(m, &d.cfg, 0);
 }
@@ -83,10 +105,13 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_opt_list sets = {0};
   const slr_opt opts[] = {
       {"config", OPT_STR, &config, "C.yaml",
-       "configuration: data set, input size, batch (the model comes from --weights)"},
-      {"weights", OPT_STR, &weights, "W.h5", "model weights (RUN/final.h5, RUN/pretrain.h5, ...)"},
+       "configuration: data set, input size, batch; its model keys must agree with --weights"},
+      {"weights", OPT_STR, &weights, "W.h5",
+       "weights file; its attributes describe the model (RUN/final.h5, RUN/pretrain.h5, ...)"},
       {"split", OPT_STR, &split, "SPLIT", "train, query, gallery, or test (query and gallery)"},
-      {"out", OPT_STR, &out, "F.h5", "output file"},
+      {"out", OPT_STR, &out, "F.h5",
+       "output: /features (N x D float32, L2-normalised), /pids, /camids, /paths (under "
+       "/query and /gallery for test)"},
       {"domain", OPT_STR, &domain, "D", "target (default) or source"},
       {"set", OPT_LIST, &sets, "KEY=VALUE", "override a configuration key (repeatable)"},
       {NULL, 0, NULL, NULL, NULL}};

@@ -13,7 +13,7 @@
 static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_infer = {
-    "infer", "features of images (/images N x 3 x H x W) with a ResNet in evaluation mode",
+    "infer", "features of images (/images N x 3 x H x W) with the model a weights file describes",
     "--weights W.h5 --input X.h5 --out F.h5 [--output pooled|neck|normalized] [--batch B] "
     "[--threads T] [--arch ARCH] [--pool avg|gem] [--last-stride 1|2] [--width C]",
     run, 0};

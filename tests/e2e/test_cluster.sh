@@ -57,7 +57,6 @@ expect() {
 
 expect 1 "e2e_bad_missing.h5: dataset /features not found" --features "$FIX/e2e_bad_missing.h5" --out "$TMP/bad.h5"
 expect 1 "e2e_bad_rank.h5: dataset /features has 1 dimension, expected 2" --features "$FIX/e2e_bad_rank.h5" --out "$TMP/bad.h5"
-expect 1 "e2e_bad_type.h5: dataset /features has type float64, expected float32" --features "$FIX/e2e_bad_type.h5" --out "$TMP/bad.h5"
 expect 1 "e2e_bad_nan.h5: dataset /features: row 17 has a non-finite value \(nan\) in column 3" --features "$FIX/e2e_bad_nan.h5" --out "$TMP/bad.h5"
 expect 1 "e2e_bad_zero.h5: dataset /features: row 5 is all zeros" --features "$FIX/e2e_bad_zero.h5" --out "$TMP/bad.h5"
 expect 1 "e2e_small.h5: dataset /features has 20 rows, too few for k1 = 30" --features "$FIX/e2e_small.h5" --out "$TMP/bad.h5"

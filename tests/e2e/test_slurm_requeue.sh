@@ -44,7 +44,7 @@ OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$mpiexec" -n 2 "$slr"
 
 # 1 minute limit; USR1 50 s before it (Slurm may send it up to a minute early)
 jid=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 SLR="$slr" \
-  sbatch --parsable -n 2 --time=1 --signal=B:USR1@50 --output="$tmp/job.out" \
+  sbatch --parsable -n 2 --cpus-per-task=1 --mem=2G --time=1 --signal=B:USR1@50 --output="$tmp/job.out" \
   "$src/jobs/train.sbatch" tiny.yaml B)
 echo "     job $jid"
 state=""

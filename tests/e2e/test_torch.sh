@@ -155,6 +155,12 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+# an attribute with a value slr does not know: named with the value
+cp run/final.h5 odd.h5
+$PY -c "import h5py,sys; f=h5py.File(sys.argv[1],'a'); f.attrs['pool']=b'max'" odd.h5
+out=$("$SLR" infer --weights odd.h5 --input images.h5 --out bad.h5 2>&1)
+[ $? -eq 1 ] && echo "$out" | grep -q 'attribute pool = "max"' || fail "bad pool attribute: $out"
+
 # ---- torch2h5.py presets and --rename: the same weights under other names -----------
 $PY - <<'PY' || fail "renamed state_dicts"
 import torch
