@@ -16,7 +16,9 @@
 # Usage: tools/bench/train_step.sh [BUILD_DIR] [ITERS] [REPEATS] [CASES]
 #   defaults: build 2 2 "r50 r18n"; CASES picks from r50 (ResNet-50 256x128)
 #   and r18n (narrow ResNet-18 64x32). SCALING=0 skips the rank runs;
-#   SCALING_CASES (default "r18n") chooses their networks.
+#   SCALING_CASES (default "r18n") chooses their networks. THREADS (default
+#   all cores) sets the threads of the side-by-side runs; THREADS=1 gives
+#   the rates per core.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
@@ -30,6 +32,7 @@ BIN=$BUILD/nn_step
 [ -x "$BIN" ] || { echo "train_step.sh: $BIN missing (cmake --build $BUILD --target nn_step)" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 CORES=$(nproc)
+THREADS=${THREADS:-$CORES}
 
 model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 avx512=$(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')
@@ -55,8 +58,8 @@ for c in $CASES; do
     B=$bt; [ "$mode" = infer ] && B=$bi
     s_all=""; t_all=""
     for rep in $(seq "$REPEATS"); do
-      s=$("$BIN" "$mode" "$arch" "$B" "$H" "$W" "$ITERS" 1 "$CORES" "$width" | grep '^slr')
-      t=$(/usr/bin/python3 "$HERE/torch_step.py" "$mode" "$arch" "$B" "$H" "$W" "$ITERS" "$CORES" "$width" | tail -1)
+      s=$("$BIN" "$mode" "$arch" "$B" "$H" "$W" "$ITERS" 1 "$THREADS" "$width" | grep '^slr')
+      t=$(/usr/bin/python3 "$HERE/torch_step.py" "$mode" "$arch" "$B" "$H" "$W" "$ITERS" "$THREADS" "$width" | tail -1)
       echo "$s"
       echo "$t"
       s_all="$s_all $(echo "$s" | rate)"; t_all="$t_all $(echo "$t" | rate)"
