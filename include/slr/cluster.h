@@ -44,6 +44,9 @@ typedef struct {
   int64_t bytes_sent;  /* bytes this rank sent (collectives: its own part to each
                           other rank) */
   double t_basis;      /* seconds for the principal axes and the coordinates */
+  double t_seed;       /* seconds for the seeds and the estimate of step 0 */
+  double est_pilot;    /* the pilot's estimate of that fraction */
+  double t_pilot;      /* seconds for the pilot */
 } slr_knn_stats;
 
 /* The exact k nearest neighbours of this rank's rows among all n rows (the
@@ -61,7 +64,7 @@ typedef struct {
 } slr_knn;
 
 typedef enum {
-  SLR_KNN_AUTO = 0,  /* pruned when n >= 4096 and d >= 4 (p + 1), with the fallback */
+  SLR_KNN_AUTO = 0,  /* pruned when n >= 4096 and d >= 1024, with the fallback */
   SLR_KNN_FULL,      /* the full product */
   SLR_KNN_PRUNED,    /* pruned whatever the size (still with the fallback) */
 } slr_knn_method;
@@ -95,9 +98,12 @@ typedef struct {
  * in its own block; a pair is scored exactly (sdot) only when its bound is
  * within 2 - 2 t + delta of either row's current k-th similarity t (delta =
  * 16 d FLT_EPSILON covers float rounding of unit rows), so every skipped
- * pair is provably farther than the k-th neighbour. Before step 0 the
- * fraction of pairs to score is estimated on 256 rows per rank; above
- * `max_scored` the call falls back to the full product (random features).
+ * pair is provably farther than the k-th neighbour. First a pilot
+ * estimates the fraction of pairs to score on 512 rows per rank alone
+ * (their own axes, their k m / n-th similarity among them as the bound);
+ * before step 0 it is estimated again on 256 rows per rank with the real
+ * bounds; above `max_scored` either time the call falls back to the full
+ * product (random features: the pilot costs a few hundred milliseconds).
  * Not used with `farthest`.
  *
  * Memory per rank: its rows, one or two visiting blocks, one tile, O(nrows
