@@ -173,6 +173,11 @@ typedef struct {
   const float *scale;
 } slr_jaccard_opts;
 
+/* Bytes this rank sent in its last slr_jaccard_compute(_ex) call (the ring
+ * of row blocks, and for each all-gather its own part times the other
+ * ranks). Local. */
+int64_t slr_jaccard_bytes_sent(void);
+
 /* slr_jaccard_compute with the options above (the generalisations used by
  * the test-time re-ranking). Collective on comm. */
 int slr_jaccard_compute_ex(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
@@ -212,6 +217,8 @@ typedef struct {
   double t_knn, t_jaccard, t_dbscan;  /* seconds */
   int64_t nnz_jaccard;                /* pairs kept, summed over ranks */
   int64_t n_clusters, n_outliers;
+  slr_knn_stats knn;                  /* the kNN call's (rank-local) */
+  int64_t bytes_jaccard;              /* bytes this rank sent in the Jaccard step */
 } slr_cluster_stats;
 
 /* Pseudo labels of one adaptation epoch: kNN (k = k1), k-reciprocal Jaccard
@@ -222,6 +229,12 @@ typedef struct {
 int slr_cluster_labels(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
                        const slr_cluster_params *p, int32_t *labels,
                        slr_cluster_stats *stats);
+
+/* slr_cluster_labels with options for the kNN step (NULL = defaults, as
+ * slr_cluster_labels). Collective on comm. */
+int slr_cluster_labels_opts(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
+                            const slr_cluster_params *p, const slr_knn_opts *knn_opts,
+                            int32_t *labels, slr_cluster_stats *stats);
 
 
 /* ---- agglomerative clustering --------------------------------------------- */
