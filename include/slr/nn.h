@@ -67,10 +67,12 @@ typedef struct {
   MPI_Comm comm;   /* MPI_COMM_NULL: local statistics; otherwise SyncBN over comm */
   int ctot;        /* channels of the tensor the C channels sit in (0: C); the
                       caller offsets the pointers to the first channel (IBN) */
+  int relu;        /* forward only: out = max(0, BN(inp)), a ReLU fused in */
 } slr_bn_dims;
 
 /* out (N, C, HW) = (inp - mu) * rstd * weight + bias, with mu and var the
- * batch statistics (training; biased variance, summed over all ranks of
+ * batch statistics (one pass over inp for the sum and the sum of squares,
+ * in double) (training; biased variance, summed over all ranks of
  * comm when set) or the running ones (evaluation). In training the running
  * statistics are updated as PyTorch does (running_var with the unbiased
  * variance, over the global count) and *num_batches is incremented.
@@ -144,53 +146,18 @@ void slr_l2norm_forward(float *out, float *norm, const float *inp, int N, int D,
 void slr_l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm,
                          int N, int D, float eps);
 
-/* ---- plain reference kernels (float: slr_ref_, double: slr_ref64_) ----------
- * Same arguments as the optimised kernels, direct loops, no scratch, no
- * threads, local statistics only. */
-#define SLR_NN_REF_DECLS(T, P)                                                    \
-  void P##conv2d_forward(T *out, const T *inp, const T *weight, const T *bias,      \
-                         const slr_conv2d_dims *d);                                  \
-  void P##conv2d_backward(T *dinp, T *dweight, T *dbias, const T *dout,              \
-                          const T *inp, const T *weight, const slr_conv2d_dims *d);   \
-  void P##batchnorm_forward(T *out, T *mean, T *rstd, const T *inp, const T *weight,  \
-                            const T *bias, T *running_mean, T *running_var,           \
-                            int64_t *num_batches, const slr_bn_dims *d);              \
-  void P##batchnorm_backward(T *dinp, T *dweight, T *dbias, const T *dout,            \
-                             const T *inp, const T *weight, const T *mean,            \
-                             const T *rstd, const slr_bn_dims *d);                    \
-  void P##instnorm_forward(T *out, T *mean, T *rstd, const T *inp, const T *weight,   \
-                           const T *bias, int N, int C, int HW, T eps);               \
-  void P##instnorm_backward(T *dinp, T *dweight, T *dbias, const T *dout,             \
-                            const T *inp, const T *weight, const T *mean,             \
-                            const T *rstd, int N, int C, int HW);                     \
-  void P##relu_forward(T *out, const T *inp, int64_t n);                              \
-  void P##relu_backward(T *dinp, const T *dout, const T *out, int64_t n);             \
-  void P##maxpool_forward(T *out, const T *inp, const slr_pool_dims *d);              \
-  void P##maxpool_backward(T *dinp, const T *dout, const T *inp, const slr_pool_dims *d); \
-  void P##avgpool_forward(T *out, const T *inp, int N, int C, int HW);                \
-  void P##avgpool_backward(T *dinp, const T *dout, int N, int C, int HW);             \
-  void P##gem_forward(T *out, const T *inp, T p, T eps, int N, int C, int HW);        \
-  void P##gem_backward(T *dinp, T *dp, const T *dout, const T *out, const T *inp,     \
-                       T p, T eps, int N, int C, int HW);                             \
-  void P##linear_forward(T *out, const T *inp, const T *weight, const T *bias, int N, \
-                         int IN, int OUT);                                            \
-  void P##linear_backward(T *dinp, T *dweight, T *dbias, const T *dout, const T *inp, \
-                          const T *weight, int N, int IN, int OUT);                   \
-  void P##l2norm_forward(T *out, T *norm, const T *inp, int N, int D, T eps);         \
-  void P##l2norm_backward(T *dinp, const T *dout, const T *out, const T *norm, int N, \
-                          int D, T eps);                                              \
-  T P##xent_forward(T *probs, const T *logits, const int32_t *labels,                 \
-                    const T *soft_targets, int N, int K, T smoothing);                \
-  void P##xent_backward(T *dlogits, const T *probs, const int32_t *labels,            \
-                        const T *soft_targets, int N, int K, T smoothing, T dloss);   \
-  T P##triplet_forward(const T *feat, const int32_t *labels, int N, int D, T margin,  \
-                       int32_t *pos, int32_t *neg, T *dap, T *dan);                   \
-  void P##triplet_backward(T *dfeat, const T *feat, int N, int D, T margin,           \
-                           const int32_t *pos, const int32_t *neg, const T *dap,      \
-                           const T *dan, T dloss);
-
-SLR_NN_REF_DECLS(float, slr_ref_)
-SLR_NN_REF_DECLS(double, slr_ref64_)
+/* ---- plain reference losses --------------------------------------------------
+ * The optimised losses call these (the other plain reference kernels, in
+ * float and double, are declared for the tests in src/nn/nn_ref.h). */
+float slr_ref_xent_forward(float *probs, const float *logits, const int32_t *labels,
+                           const float *soft_targets, int N, int K, float smoothing);
+void slr_ref_xent_backward(float *dlogits, const float *probs, const int32_t *labels,
+                           const float *soft_targets, int N, int K, float smoothing, float dloss);
+float slr_ref_triplet_forward(const float *feat, const int32_t *labels, int N, int D, float margin,
+                              int32_t *pos, int32_t *neg, float *dap, float *dan);
+void slr_ref_triplet_backward(float *dfeat, const float *feat, int N, int D, float margin,
+                              const int32_t *pos, const int32_t *neg, const float *dap,
+                              const float *dan, float dloss);
 
 /* ---- losses ------------------------------------------------------------------ */
 
@@ -232,6 +199,36 @@ int slr_cmloss_backward(float *dfeat, const float *probs, const float *memory,
  * `cm_hard`), clusters in increasing label order. Labels < 0 are skipped. */
 void slr_cmloss_update(float *memory, const float *feat, const int32_t *labels, int N, int D,
                        float mom, int hard);
+
+/* The soft-target term of the cluster-memory loss: probs (N, K) from
+ * slr_cmloss_forward, targets (N, K) rows that sum to 1 (a row of zeros
+ * takes no part). Returns weight / denom * sum over the rows of
+ * CE(targets_n, probs_n), and adds its gradient
+ * weight / (denom temp) * (probs - targets) memory to dfeat (N, D). Fails
+ * only when out of memory. Local. */
+int slr_cmloss_soft(float *dfeat, double *loss, const float *probs, const float *memory,
+                    const float *targets, int N, int D, int K, float temp, float weight,
+                    int64_t denom);
+
+/* The cluster memory: one L2-normalised row per cluster. */
+typedef struct {
+  int64_t K; /* clusters */
+  int D;     /* feature dimension */
+  float *rows; /* (K, D) */
+} slr_cmemory;
+
+/* Allocate K rows of D zeros. Local. */
+int slr_cmemory_init(slr_cmemory *m, int64_t K, int D);
+/* The L2-normalised centroids of the clusters 0..K-1 of row-sharded
+ * features: feat (n, D) and labels (n) of this rank's rows, labels < 0
+ * skipped; sums in double, all-reduced. A cluster without a member is an
+ * error. Collective on comm. */
+int slr_cmemory_init_centroids(slr_cmemory *m, MPI_Comm comm, const float *feat,
+                               const int32_t *labels, int64_t n, int64_t K, int D);
+/* slr_cmloss_update on the memory's rows. Local. */
+void slr_cmemory_update(slr_cmemory *m, const float *feat, const int32_t *labels, int N, float mom,
+                        int hard);
+void slr_cmemory_free(slr_cmemory *m);
 
 /* ---- optimizers ----------------------------------------------------------------- */
 
@@ -401,6 +398,8 @@ void slr_model_free(slr_model *m);
 /* Allocate activations for batches up to max_batch images of H x W, with
  * their gradients when with_grads (training). Replaces an earlier plan. Local. */
 int slr_model_plan(slr_model *m, int max_batch, int H, int W, int with_grads);
+/* 1 when the current plan holds a batch of `batch` images of H x W. Local. */
+int slr_model_plan_fits(const slr_model *m, int batch, int H, int W);
 /* Bytes of the activation block of the current plan. */
 size_t slr_model_activation_bytes(const slr_model *m);
 
@@ -421,8 +420,6 @@ const float *slr_model_logits(const slr_model *m); /* (N, K) or NULL */
 int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
                        const float *dlogits);
 void slr_model_zero_grad(slr_model *m);
-/* The state_dict key, or NULL. */
-const slr_tensor *slr_model_find(const slr_model *m, const char *name);
 /* Parameter groups for the optimizer: one per parameter tensor, frozen
  * ones with lr_mult 0. *groups is malloc'ed. */
 int slr_model_param_groups(const slr_model *m, slr_param_group **groups, int *ngroups);
@@ -440,6 +437,13 @@ void slr_model_profile_enable(int on);
 void slr_model_profile_reset(void);
 /* Fills up to max entries, one per kind; returns their count. */
 int slr_model_profile_get(slr_op_profile *out, int max);
+
+/* The kernels the engine runs on this CPU, for `slr --version` and the
+ * benchmarks: e.g. "im2col + OpenBLAS sgemm (core Zen); oneDNN 2.6.3, ISA
+ * avx2; convolutions: auto". OpenBLAS and oneDNN choose their kernels
+ * from CPUID when they load; SLR_CONV_BACKEND (auto, gemm, dnnl, tune)
+ * chooses the convolution backend. Local. */
+const char *slr_nn_kernels(void);
 
 /* ---- data-parallel training ------------------------------------------------------------
  * Every rank holds the whole model and runs its share of the global batch;

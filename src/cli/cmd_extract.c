@@ -28,6 +28,10 @@ static int write_split(slr_ctx *ctx, slr_model *m, const slr_config *cfg, const 
   int rc = slr_extract_features(ctx, m, &b, cfg, label, &feat, &first, &count);
   if (!rc) rc = slr_batcher_report(&b, ctx->world);
   slr_batcher_free(&b);
+  if (!rc)
+    rc = slr_check_finite_f32(ctx->world, feat, count * m->feat_dim, first, m->feat_dim,
+                              "extract: the model's features");
+  if (rc) free(feat);
   SLR_TRY(rc);
   char name[64];
   int64_t dims[2] = {s->n, m->feat_dim};
@@ -117,6 +121,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   if (rc) return rc;
   if (!config || !weights || !split || !out)
     return slr_cli_usage_error(&slr_cmd_extract, "--config, --weights, --split and --out are required");
+  SLR_TRY(slr_output_path_check(out, "--out"));
   int which = !strcmp(split, "train") ? SLR_TRAIN : !strcmp(split, "query") ? SLR_QUERY
               : !strcmp(split, "gallery") ? SLR_GALLERY : !strcmp(split, "test") ? 3 : -1;
   if (which < 0)

@@ -43,7 +43,11 @@ static int infer(slr_ctx *ctx, slr_model *m, slr_h5 *in, slr_h5 *out, int64_t N,
     if (n > batch) n = batch;
     rc = slr_h5_read_rows(in, "/images", SLR_F32, row0 + (n ? r0 : 0), n, img);
     if (rc) break;
-    if (n > 0) {
+    int64_t bad = slr_first_nonfinite_f32(img, n * (int64_t)per);
+    if (bad >= 0)
+      rc = SLR_FAIL(SLR_ERR_INPUT, "%s: /images[%lld] has a non-finite value (%g)", in->path,
+                    (long long)(row0 + r0 + bad / (int64_t)per), (double)img[bad]);
+    if (n > 0 && !rc) {
       rc = slr_model_forward(m, img, (int)n, 0, MPI_COMM_NULL);
       if (!rc) {
         const float *f = mode == 0 ? slr_model_pooled(m) : slr_model_neck(m);
@@ -58,6 +62,7 @@ static int infer(slr_ctx *ctx, slr_model *m, slr_h5 *in, slr_h5 *out, int64_t N,
     slr_progress_update(&p, (b + 1) * batch * ctx->size < N ? (b + 1) * batch * ctx->size : N);
   }
   slr_progress_end(&p);
+  if (!rc) rc = slr_check_finite_f32(ctx->world, feat, nrows * D, row0, D, "infer: the features");
   if (!rc) {
     int64_t dims[2] = {N, D};
     rc = slr_h5_write_rows(out, "/features", SLR_F32, 2, dims, row0, nrows, feat);

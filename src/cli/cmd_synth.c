@@ -11,7 +11,8 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 const slr_command slr_cmd_synth = {
     "synth", "write a synthetic pedestrian domain in Market-1501 layout (and/or a preview grid)",
     "[DIR] [--style synthetic|realistic] [--ids N] [--cams N] [--per-cam N] [--height H] "
-    "[--width W] [--seed S] [--difficulty D] [--train-frac F] [--preview out.png] [--preview-rows N]",
+    "[--width W] [--seed S] [--difficulty D] [--gain G] [--cast C] [--train-frac F] "
+    "[--preview out.png] [--preview-rows N]",
     run, 0};
 
 static int run(slr_ctx *ctx, int argc, char **argv) {
@@ -19,7 +20,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_synth_defaults(&o);
   int64_t ids = o.ids, cams = o.cams, per_cam = o.per_cam, height = o.height, width = o.width;
   int64_t seed = (int64_t)o.seed, rows = 8;
-  double difficulty = o.difficulty, train_frac = o.train_frac;
+  double difficulty = o.difficulty, train_frac = o.train_frac, gain = o.gain, cast = o.cast;
   const char *style = "synthetic", *preview = NULL;
   const slr_opt opts[] = {
       {"style", OPT_STR, &style, "NAME", "synthetic (flat, clean) | realistic (textured, noisy)"},
@@ -33,6 +34,10 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
        "0..1: look-alikes, occlusion, blur, jitter, colour casts (default 0.5)"},
       {"train-frac", OPT_FLOAT, &train_frac, "F",
        "share of identities in bounding_box_train (default 0.5)"},
+      {"gain", OPT_FLOAT, &gain, "G",
+       "0.2..2: brightness factor of every camera (default 1: the style's own)"},
+      {"cast", OPT_FLOAT, &cast, "C",
+       "0..0.5: extra colour-cast amplitude per camera channel (default 0)"},
       {"preview", OPT_STR, &preview, "PNG", "write a grid: one row per identity across cameras"},
       {"preview-rows", OPT_INT, &rows, "N", "identities in the preview (default 8)"},
       {NULL, 0, NULL, NULL, NULL}};
@@ -59,6 +64,8 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   o.seed = (uint64_t)seed;
   o.difficulty = difficulty;
   o.train_frac = train_frac;
+  o.gain = gain;
+  o.cast = cast;
   if (preview) {
     int rc = ctx->rank == 0 ? slr_synth_preview(&o, (int)rows, preview) : 0;
     SLR_TRY(slr_agree(ctx->world, rc));

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "slr/nn.h"
 #include "slr/version.h"
 
 #define SLR_COMMAND(n) extern const slr_command slr_cmd_##n;
@@ -71,29 +72,10 @@ static void print_version(void) {
   printf("  OpenBLAS   %s (core %s, %d threads)\n", obl, openblas_get_corename(),
          openblas_get_num_threads());
   printf("  ScaLAPACK  %s\n", scal);
-}
-
-/* OpenBLAS picks its kernels from the CPU model when it loads. On virtual
- * machines that report a generic model it falls back to "Prescott" (SSE3),
- * 4 to 6 times slower than the AVX-512 kernels the CPU runs. When the user
- * did not choose (OPENBLAS_CORETYPE unset) and the CPU has AVX-512, slr
- * starts itself again with the matching core type, before MPI starts. */
-static void pick_openblas_core(char **argv) {
-  if (getenv("OPENBLAS_CORETYPE") || getenv("SLR_KEEP_OPENBLAS_CORE")) return;
-  if (strcmp(openblas_get_corename(), "Prescott") != 0) return;
-  __builtin_cpu_init();
-  if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
-    return;
-  setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-  setenv("SLR_KEEP_OPENBLAS_CORE", "1", 1); /* no second attempt */
-  execv("/proc/self/exe", argv);
-  /* exec failed: go on with the slow kernels */
-  unsetenv("OPENBLAS_CORETYPE");
+  printf("  CNN        %s\n", slr_nn_kernels());
 }
 
 int main(int argc, char **argv) {
-  pick_openblas_core(argv);
   if (argc < 2) {
     print_help(stderr);
     return SLR_EXIT_USAGE;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn_ref.h"
 #include "slr/nn.h"
 
 /* ---- batch normalisation ----------------------------------------------------- */
@@ -17,62 +18,53 @@ static int allreduce_sum(double *buf, int n, MPI_Comm comm) {
   return 0;
 }
 
+/* mean and rstd (C) of the batch, over all ranks of d->comm when set, and
+ * the running statistics' update; one pass over the input */
+static int bn_batch_stats(float *mean, float *rstd, const float *inp, float *running_mean,
+                          float *running_var, const slr_bn_dims *d) {
+  const int C = d->C, N = d->N, HW = d->HW, CT = d->ctot > 0 ? d->ctot : d->C;
+  double *acc; /* sums (C) | sums of squares (C) | count, reduced together */
+  SLR_ALLOC(acc, sizeof(double) * (size_t)(2 * C + 1));
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < C; c++) {
+    double s = 0, s2 = 0;
+    for (int n = 0; n < N; n++) {
+      const float *x = inp + ((int64_t)n * CT + c) * HW;
+      for (int i = 0; i < HW; i++) {
+        double v = x[i];
+        s += v, s2 += v * v;
+      }
+    }
+    acc[c] = s, acc[C + c] = s2;
+  }
+  acc[2 * C] = (double)N * HW;
+  int rc = allreduce_sum(acc, 2 * C + 1, d->comm);
+  if (rc) {
+    free(acc);
+    return rc;
+  }
+  double cnt = acc[2 * C];
+  for (int c = 0; c < C; c++) {
+    double mu = acc[c] / cnt, var = acc[C + c] / cnt - mu * mu;
+    if (var < 0) var = 0;
+    mean[c] = (float)mu;
+    rstd[c] = (float)(1.0 / sqrt(var + d->eps));
+    if (running_mean) {
+      double m = d->momentum, unb = cnt > 1 ? var * cnt / (cnt - 1) : var;
+      running_mean[c] = (float)((1 - m) * running_mean[c] + m * mu);
+      running_var[c] = (float)((1 - m) * running_var[c] + m * unb);
+    }
+  }
+  free(acc);
+  return 0;
+}
+
 int slr_batchnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                           const float *weight, const float *bias, float *running_mean,
                           float *running_var, int64_t *num_batches, const slr_bn_dims *d) {
   const int C = d->C, N = d->N, HW = d->HW, CT = d->ctot > 0 ? d->ctot : d->C;
   if (d->training) {
-    /* two passes (sum, then centred squares), each reduced over ranks:
-     * (C) sums then (C) squared deviations, plus the count */
-    double *acc;
-    SLR_ALLOC(acc, sizeof(double) * (size_t)(2 * C + 1));
-    double *s1 = acc, *s2 = acc + C;
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-      double s = 0;
-      for (int n = 0; n < N; n++) {
-        const float *x = inp + ((int64_t)n * CT + c) * HW;
-        for (int i = 0; i < HW; i++) s += x[i];
-      }
-      s1[c] = s;
-    }
-    s1[2 * C] = (double)N * HW;
-    int rc = 0;
-    if (d->comm != MPI_COMM_NULL) {
-      /* count travels with the sums: s1 | s2 | count, s2 not yet used */
-      memset(s2, 0, sizeof(double) * (size_t)C);
-      rc = allreduce_sum(acc, 2 * C + 1, d->comm);
-    }
-    if (rc) {
-      free(acc);
-      return rc;
-    }
-    double cnt = acc[2 * C];
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-      double mu = s1[c] / cnt, s = 0;
-      for (int n = 0; n < N; n++) {
-        const float *x = inp + ((int64_t)n * CT + c) * HW;
-        for (int i = 0; i < HW; i++) s += ((double)x[i] - mu) * ((double)x[i] - mu);
-      }
-      s2[c] = s;
-    }
-    rc = allreduce_sum(s2, C, d->comm);
-    if (rc) {
-      free(acc);
-      return rc;
-    }
-    for (int c = 0; c < C; c++) {
-      double mu = s1[c] / cnt, var = s2[c] / cnt;
-      mean[c] = (float)mu;
-      rstd[c] = (float)(1.0 / sqrt(var + d->eps));
-      if (running_mean) {
-        double m = d->momentum, unb = cnt > 1 ? var * cnt / (cnt - 1) : var;
-        running_mean[c] = (float)((1 - m) * running_mean[c] + m * mu);
-        running_var[c] = (float)((1 - m) * running_var[c] + m * unb);
-      }
-    }
-    free(acc);
+    SLR_TRY(bn_batch_stats(mean, rstd, inp, running_mean, running_var, d));
     if (num_batches) (*num_batches)++;
   } else {
     for (int c = 0; c < C; c++) {
@@ -80,6 +72,7 @@ int slr_batchnorm_forward(float *out, float *mean, float *rstd, const float *inp
       rstd[c] = (float)(1.0 / sqrt((double)running_var[c] + d->eps));
     }
   }
+  const float lo = d->relu ? 0.0f : -INFINITY;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int n = 0; n < N; n++)
     for (int c = 0; c < C; c++) {
@@ -87,7 +80,10 @@ int slr_batchnorm_forward(float *out, float *mean, float *rstd, const float *inp
       float sh = (bias ? bias[c] : 0.0f) - mean[c] * sc;
       const float *x = inp + ((int64_t)n * CT + c) * HW;
       float *y = out + ((int64_t)n * CT + c) * HW;
-      for (int i = 0; i < HW; i++) y[i] = x[i] * sc + sh;
+      for (int i = 0; i < HW; i++) {
+        float v = x[i] * sc + sh;
+        y[i] = v > lo ? v : lo;
+      }
     }
   return 0;
 }
@@ -289,27 +285,25 @@ void slr_gem_forward(float *out, const float *inp, float p, float eps, int N, in
   }
 }
 
+/* one pass per (n, c): the sums for dp and the input gradient, with
+ * x^p = exp(p log x) and x^(p-1) = x^p / x */
 void slr_gem_backward(float *dinp, float *dp, const float *dout, const float *out,
                       const float *inp, float p, float eps, int N, int C, int HW) {
-  double gp = 0;
+  double gp = 0, pd = p;
 #pragma omp parallel for schedule(static) reduction(+ : gp)
   for (int64_t q = 0; q < (int64_t)N * C; q++) {
     const float *x = inp + q * HW;
-    double s = 0, sl = 0;
+    float *dx = dinp ? dinp + q * HW : NULL;
+    double y = out[q], f = dout[q] * pow(y, 1.0 - pd) / HW, s = 0, sl = 0;
     for (int i = 0; i < HW; i++) {
-      double v = x[i] < eps ? eps : x[i];
-      double vp = pow(v, (double)p);
+      double v = x[i] < eps ? eps : x[i], lv = log(v);
+      double vp = p == 3.0f ? v * v * v : exp(pd * lv);
       s += vp;
-      sl += vp * log(v);
+      sl += vp * lv;
+      if (dx && x[i] >= eps) dx[i] += (float)(f * vp / v);
     }
-    double m = s / HW, y = out[q];
-    gp += dout[q] * y * (sl / HW / (p * m) - log(m) / ((double)p * p));
-    if (dinp) {
-      double f = dout[q] * pow(y, 1.0 - p) / HW;
-      float *dx = dinp + q * HW;
-      for (int i = 0; i < HW; i++)
-        if (x[i] >= eps) dx[i] += (float)(f * pow(x[i], (double)p - 1.0));
-    }
+    double m = s / HW;
+    gp += dout[q] * y * (sl / HW / (pd * m) - log(m) / (pd * pd));
   }
   if (dp) *dp += (float)gp;
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_dnnl.h"
+#include "nn_internal.h"
 #include "slr/nn.h"
 
 typedef enum {
@@ -35,6 +37,9 @@ struct slr_op {
   float *mean, *rstd;         /* saved statistics: BN (C); IBN: IN part (N, half) */
   float *mean2, *rstd2;       /* IBN: BN part (C - half) */
   int32_t *argmax;            /* MAXPOOL (N, C, OH, OW) */
+  int backend;                /* CONV: SLR_CONV_GEMM, _DNNL or _DNNL_BLOCKED */
+  slr_dnnl_conv *dc, *dc_tail; /* CONV on oneDNN: for the planned batch, and
+                                  for the last smaller batch seen */
 };
 
 /* Per-kind time and multiply-adds, for benchmarks (slr_model_profile_*). */
@@ -386,16 +391,18 @@ int slr_model_init(slr_model *m, const slr_model_config *cfg, uint64_t seed) {
   return 0;
 }
 
+static void conv_plans_free(slr_model *m) {
+  for (int i = 0; i < m->nops; i++) {
+    slr_dnnl_conv_free(m->ops[i].dc), slr_dnnl_conv_free(m->ops[i].dc_tail);
+    m->ops[i].dc = m->ops[i].dc_tail = NULL;
+  }
+}
+
 void slr_model_free(slr_model *m) {
+  if (m->ops) conv_plans_free(m);
   free(m->tensors), free(m->params), free(m->grads), free(m->buffers), free(m->counts);
   free(m->ops), free(m->slots), free(m->block), free(m->scratch);
   memset(m, 0, sizeof *m);
-}
-
-const slr_tensor *slr_model_find(const slr_model *m, const char *name) {
-  for (int i = 0; i < m->ntensors; i++)
-    if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
-  return NULL;
 }
 
 int slr_model_param_groups(const slr_model *m, slr_param_group **groups, int *ngroups) {
@@ -604,8 +611,79 @@ static size_t carve(slr_model *m, char *base, int N, int H, int W, int with_grad
   return off;
 }
 
+static slr_conv2d_dims conv_dims(const slr_model *m, const struct slr_op *o, int N) {
+  const slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
+  return (slr_conv2d_dims){N, in->C, in->H, in->W, out->C, o->k, o->k, o->stride, o->pad};
+}
+
+/* the backend of every convolution, and the oneDNN primitives of those on it */
+static int conv_plans_make(slr_model *m) {
+  int policy;
+  SLR_TRY(slr_conv_policy(&policy));
+  for (int i = 0; i < m->nops; i++) {
+    struct slr_op *o = &m->ops[i];
+    if (o->kind != OP_CONV) continue;
+    slr_conv2d_dims d = conv_dims(m, o, m->max_batch);
+    /* one choice per shape: an earlier layer of the same shape decides */
+    int j = 0;
+    for (; j < i; j++) {
+      slr_conv2d_dims e;
+      if (m->ops[j].kind != OP_CONV) continue;
+      e = conv_dims(m, &m->ops[j], m->max_batch);
+      if (!memcmp(&d, &e, sizeof d)) break;
+    }
+    if (j < i) o->backend = m->ops[j].backend;
+    else SLR_TRY(slr_conv_choose(policy, &d, m->with_grads, &o->backend));
+    if (o->backend != SLR_CONV_GEMM)
+      SLR_TRY(slr_dnnl_conv_create(&o->dc, &d, o->backend == SLR_CONV_DNNL_BLOCKED, m->with_grads));
+  }
+  return 0;
+}
+
+/* the oneDNN primitives of convolution o for a batch of N */
+static int conv_dnnl_for(slr_model *m, struct slr_op *o, int N, slr_dnnl_conv **dc) {
+  if (slr_dnnl_conv_dims(o->dc)->N == N) {
+    *dc = o->dc;
+    return 0;
+  }
+  if (!o->dc_tail || slr_dnnl_conv_dims(o->dc_tail)->N != N) {
+    slr_dnnl_conv_free(o->dc_tail);
+    o->dc_tail = NULL;
+    slr_conv2d_dims d = conv_dims(m, o, N);
+    SLR_TRY(slr_dnnl_conv_create(&o->dc_tail, &d, o->backend == SLR_CONV_DNNL_BLOCKED, m->with_grads));
+  }
+  *dc = o->dc_tail;
+  return 0;
+}
+
+static int conv_forward(slr_model *m, struct slr_op *o, int N) {
+  slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
+  if (o->backend != SLR_CONV_GEMM) {
+    slr_dnnl_conv *dc;
+    SLR_TRY(conv_dnnl_for(m, o, N, &dc));
+    return slr_dnnl_conv_forward(dc, out->data, in->data, m->params + o->w);
+  }
+  slr_conv2d_dims d = conv_dims(m, o, N);
+  slr_conv2d_forward(out->data, in->data, m->params + o->w, NULL, &d, m->scratch);
+  return 0;
+}
+
+static int conv_backward(slr_model *m, struct slr_op *o, int N, float *din) {
+  slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
+  if (o->backend != SLR_CONV_GEMM) {
+    slr_dnnl_conv *dc;
+    SLR_TRY(conv_dnnl_for(m, o, N, &dc));
+    return slr_dnnl_conv_backward(dc, din, m->grads + o->w, out->grad, in->data, m->params + o->w);
+  }
+  slr_conv2d_dims d = conv_dims(m, o, N);
+  slr_conv2d_backward(din, m->grads + o->w, NULL, out->grad, in->data, m->params + o->w, &d,
+                      m->scratch);
+  return 0;
+}
+
 int slr_model_plan(slr_model *m, int max_batch, int H, int W, int with_grads) {
   size_t scratch = 0;
+  conv_plans_free(m);
   free(m->block), free(m->scratch);
   m->block = NULL, m->scratch = NULL;
   for (int s = 0; s < m->nslots; s++) m->slots[s].data = m->slots[s].grad = NULL;
@@ -619,7 +697,17 @@ int slr_model_plan(slr_model *m, int max_batch, int H, int W, int with_grads) {
   m->scratch_threads = slr_threads_get();
   m->block_bytes = bytes;
   m->max_batch = max_batch, m->in_h = H, m->in_w = W, m->with_grads = with_grads;
-  return 0;
+  int rc = conv_plans_make(m);
+  if (rc) {
+    conv_plans_free(m);
+    free(m->block), free(m->scratch);
+    m->block = NULL, m->scratch = NULL;
+  }
+  return rc;
+}
+
+int slr_model_plan_fits(const slr_model *m, int batch, int H, int W) {
+  return m->block && batch <= m->max_batch && H == m->in_h && W == m->in_w;
 }
 
 size_t slr_model_activation_bytes(const slr_model *m) { return m->block_bytes; }
@@ -627,84 +715,100 @@ size_t slr_model_activation_bytes(const slr_model *m) { return m->block_bytes; }
 /* ---- forward and backward ---------------------------------------------------------------- */
 
 static slr_bn_dims bn_dims(const slr_model *m, int N, int C, int HW, int ctot) {
-  slr_bn_dims d = {N, C, HW, 1e-5f, m->cfg.bn_momentum, m->training, MPI_COMM_NULL, ctot};
+  slr_bn_dims d = {N, C, HW, 1e-5f, m->cfg.bn_momentum, m->training, MPI_COMM_NULL, ctot, 0};
   if (m->training) d.comm = m->bn_comm;
   return d;
+}
+
+/* operation o of the forward pass; relu: a ReLU on o's output fused in */
+static int forward_op(slr_model *m, struct slr_op *o, int N, int relu) {
+  slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
+  const int HW = in->H * in->W;
+  float *P = m->params;
+  switch (o->kind) {
+  case OP_CONV:
+    return conv_forward(m, o, N);
+  case OP_BN: {
+    slr_bn_dims d = bn_dims(m, N, in->C, HW, 0);
+    d.relu = relu;
+    return slr_batchnorm_forward(out->data, o->mean, o->rstd, in->data, P + o->w, P + o->b,
+                                 m->buffers + o->rm, m->buffers + o->rv, m->counts + o->cnt, &d);
+  }
+  case OP_IBN: {
+    int C = in->C, h = o->half;
+    for (int n = 0; n < N; n++)
+      slr_instnorm_forward(out->data + (int64_t)n * C * HW, o->mean + n * h, o->rstd + n * h,
+                           in->data + (int64_t)n * C * HW, P + o->w, P + o->b, 1, h, HW, 1e-5f);
+    slr_bn_dims d = bn_dims(m, N, C - h, HW, C);
+    return slr_batchnorm_forward(out->data + (int64_t)h * HW, o->mean2, o->rstd2,
+                                 in->data + (int64_t)h * HW, P + o->w2, P + o->b2,
+                                 m->buffers + o->rm, m->buffers + o->rv, m->counts + o->cnt, &d);
+  }
+  case OP_RELU:
+    slr_relu_forward(out->data, out->data, (int64_t)N * out->C * HW);
+    return 0;
+  case OP_MAXPOOL: {
+    slr_pool_dims d = {N, in->C, in->H, in->W, o->k, o->stride, o->pad};
+    slr_maxpool_forward(out->data, o->argmax, in->data, &d);
+    return 0;
+  }
+  case OP_ADD: {
+    const float *a = in->data, *b = m->slots[o->in2].data;
+    float *y = out->data;
+    const float lo = relu ? 0.0f : -INFINITY;
+    int64_t n = (int64_t)N * out->C * HW;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < n; k++) {
+      float v = a[k] + b[k];
+      y[k] = v > lo ? v : lo;
+    }
+    return 0;
+  }
+  case OP_AVGPOOL:
+    slr_avgpool_forward(out->data, in->data, N, in->C, HW);
+    return 0;
+  case OP_GEM:
+    slr_gem_forward(out->data, in->data, P[o->w], 1e-6f, N, in->C, HW);
+    return 0;
+  case OP_LINEAR:
+    slr_linear_forward(out->data, in->data, P + o->w, NULL, N, in->C, out->C);
+    return 0;
+  }
+  return 0;
+}
+
+/* the conv scratch again when the thread setting changed since the plan */
+static int rescratch(slr_model *m) {
+  if (m->scratch_threads == slr_threads_get()) return 0;
+  size_t need = 0;
+  carve(m, NULL, m->max_batch, m->in_h, m->in_w, m->with_grads, &need);
+  free(m->scratch);
+  SLR_ALLOC(m->scratch, sizeof(float) * (need + 1));
+  m->scratch_threads = slr_threads_get();
+  return 0;
 }
 
 int slr_model_forward(slr_model *m, const float *images, int N, int training, MPI_Comm bn_comm) {
   if (!m->block || N < 1 || N > m->max_batch)
     return SLR_FAIL(SLR_ERR, "model forward: batch %d but the plan holds %d", N, m->max_batch);
-  if (m->scratch_threads != slr_threads_get()) {
-    /* the thread setting changed since the plan: resize the conv scratch */
-    size_t need = 0;
-    carve(m, NULL, m->max_batch, m->in_h, m->in_w, m->with_grads, &need);
-    free(m->scratch);
-    SLR_ALLOC(m->scratch, sizeof(float) * (need + 1));
-    m->scratch_threads = slr_threads_get();
-  }
+  SLR_TRY(rescratch(m));
   m->batch = N;
   m->training = training;
   m->bn_comm = bn_comm;
   m->slots[0].data = (float *)images; /* read only */
-  float *P = m->params;
   for (int i = 0; i < m->nops; i++) {
     struct slr_op *o = &m->ops[i];
-    slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
-    int HW = in->H * in->W;
+    const slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
     double t_op = prof_on ? slr_now() : 0;
     if (prof_on && o->kind == OP_CONV)
       prof_macs[OP_CONV] += (double)N * out->C * out->H * out->W * in->C * o->k * o->k;
     if (prof_on && o->kind == OP_LINEAR) prof_macs[OP_LINEAR] += (double)N * in->C * out->C;
-    switch (o->kind) {
-    case OP_CONV: {
-      slr_conv2d_dims d = {N, in->C, in->H, in->W, out->C, o->k, o->k, o->stride, o->pad};
-      slr_conv2d_forward(out->data, in->data, P + o->w, NULL, &d, m->scratch);
-      break;
-    }
-    case OP_BN: {
-      slr_bn_dims d = bn_dims(m, N, in->C, HW, 0);
-      SLR_TRY(slr_batchnorm_forward(out->data, o->mean, o->rstd, in->data, P + o->w, P + o->b,
-                                    m->buffers + o->rm, m->buffers + o->rv, m->counts + o->cnt, &d));
-      break;
-    }
-    case OP_IBN: {
-      int C = in->C, h = o->half;
-      for (int n = 0; n < N; n++)
-        slr_instnorm_forward(out->data + (int64_t)n * C * HW, o->mean + n * h, o->rstd + n * h,
-                             in->data + (int64_t)n * C * HW, P + o->w, P + o->b, 1, h, HW, 1e-5f);
-      slr_bn_dims d = bn_dims(m, N, C - h, HW, C);
-      SLR_TRY(slr_batchnorm_forward(out->data + (int64_t)h * HW, o->mean2, o->rstd2,
-                                    in->data + (int64_t)h * HW, P + o->w2, P + o->b2,
-                                    m->buffers + o->rm, m->buffers + o->rv, m->counts + o->cnt, &d));
-      break;
-    }
-    case OP_RELU:
-      slr_relu_forward(out->data, out->data, (int64_t)N * out->C * HW);
-      break;
-    case OP_MAXPOOL: {
-      slr_pool_dims d = {N, in->C, in->H, in->W, o->k, o->stride, o->pad};
-      slr_maxpool_forward(out->data, o->argmax, in->data, &d);
-      break;
-    }
-    case OP_ADD: {
-      const float *a = in->data, *b = m->slots[o->in2].data;
-      float *y = out->data;
-      int64_t n = (int64_t)N * out->C * HW;
-#pragma omp parallel for schedule(static)
-      for (int64_t k = 0; k < n; k++) y[k] = a[k] + b[k];
-      break;
-    }
-    case OP_AVGPOOL:
-      slr_avgpool_forward(out->data, in->data, N, in->C, HW);
-      break;
-    case OP_GEM:
-      slr_gem_forward(out->data, in->data, P[o->w], 1e-6f, N, in->C, HW);
-      break;
-    case OP_LINEAR:
-      slr_linear_forward(out->data, in->data, P + o->w, NULL, N, in->C, out->C);
-      break;
-    }
+    /* a ReLU in place on the output of a batch norm or a residual sum runs
+     * inside that operation (its backward stays a separate operation) */
+    int relu = (o->kind == OP_BN || o->kind == OP_ADD) && i + 1 < m->nops &&
+               m->ops[i + 1].kind == OP_RELU && m->ops[i + 1].in == o->out;
+    SLR_TRY(forward_op(m, o, N, relu));
+    i += relu;
     if (prof_on) prof_fwd[o->kind] += slr_now() - t_op;
   }
   return 0;
@@ -733,6 +837,70 @@ static void zero_born(slr_model *m, int i, int N) {
   }
 }
 
+/* operation o of the backward pass; din: the gradient of its input (NULL
+ * for the image batch) */
+static int backward_op(slr_model *m, struct slr_op *o, int N, float *din) {
+  slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
+  const int HW = in->H * in->W;
+  float *P = m->params, *G = m->grads;
+  switch (o->kind) {
+  case OP_CONV:
+    SLR_TRY(conv_backward(m, o, N, din));
+    return 0;
+  case OP_BN: {
+    slr_bn_dims d = bn_dims(m, N, in->C, HW, 0);
+    SLR_TRY(slr_batchnorm_backward(din, G + o->w, o->frozen_bias ? NULL : G + o->b, out->grad,
+                                   in->data, P + o->w, o->mean, o->rstd, &d));
+    return 0;
+  }
+  case OP_IBN: {
+    int C = in->C, h = o->half;
+    for (int n = 0; n < N; n++)
+      slr_instnorm_backward(din + (int64_t)n * C * HW, G + o->w, G + o->b,
+                            out->grad + (int64_t)n * C * HW, in->data + (int64_t)n * C * HW,
+                            P + o->w, o->mean + n * h, o->rstd + n * h, 1, h, HW);
+    slr_bn_dims d = bn_dims(m, N, C - h, HW, C);
+    SLR_TRY(slr_batchnorm_backward(din + (int64_t)h * HW, G + o->w2, G + o->b2,
+                                   out->grad + (int64_t)h * HW, in->data + (int64_t)h * HW,
+                                   P + o->w2, o->mean2, o->rstd2, &d));
+    return 0;
+  }
+  case OP_RELU: {
+    /* in place: the gradient slot becomes the gradient before the ReLU */
+    float *g = out->grad;
+    const float *y = out->data;
+    int64_t n = (int64_t)N * out->C * HW;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < n; k++)
+      if (!(y[k] > 0.0f)) g[k] = 0.0f;
+    return 0;
+  }
+  case OP_MAXPOOL: {
+    slr_pool_dims d = {N, in->C, in->H, in->W, o->k, o->stride, o->pad};
+    slr_maxpool_backward(din, out->grad, o->argmax, &d);
+    return 0;
+  }
+  case OP_ADD: {
+    int64_t n = (int64_t)N * out->C * HW;
+    float *ga = in->grad, *gb = m->slots[o->in2].grad;
+    const float *g = out->grad;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < n; k++) ga[k] += g[k], gb[k] += g[k];
+    return 0;
+  }
+  case OP_AVGPOOL:
+    slr_avgpool_backward(din, out->grad, N, in->C, HW);
+    return 0;
+  case OP_GEM:
+    slr_gem_backward(din, G + o->w, out->grad, out->data, in->data, P[o->w], 1e-6f, N, in->C, HW);
+    return 0;
+  case OP_LINEAR:
+    slr_linear_backward(din, G + o->w, NULL, out->grad, in->data, P + o->w, N, in->C, out->C);
+    return 0;
+  }
+  return 0;
+}
+
 int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
                        const float *dlogits) {
   int N = m->batch;
@@ -744,69 +912,12 @@ int slr_model_backward(slr_model *m, const float *dpooled, const float *dneck,
   if (dneck) add_into(m->slots[m->neck_slot].grad, dneck, (int64_t)N * D);
   if (dlogits && m->logits_slot >= 0)
     add_into(m->slots[m->logits_slot].grad, dlogits, (int64_t)N * m->cfg.num_classes);
-  float *P = m->params, *G = m->grads;
   for (int i = m->nops - 1; i >= 0; i--) {
     struct slr_op *o = &m->ops[i];
-    slr_slot *in = &m->slots[o->in], *out = &m->slots[o->out];
-    float *din = o->in == 0 ? NULL : in->grad;
+    float *din = o->in == 0 ? NULL : m->slots[o->in].grad;
     zero_born(m, i, N);
-    int HW = in->H * in->W;
     double t_op = prof_on ? slr_now() : 0;
-    switch (o->kind) {
-    case OP_CONV: {
-      slr_conv2d_dims d = {N, in->C, in->H, in->W, out->C, o->k, o->k, o->stride, o->pad};
-      slr_conv2d_backward(din, G + o->w, NULL, out->grad, in->data, P + o->w, &d, m->scratch);
-      break;
-    }
-    case OP_BN: {
-      slr_bn_dims d = bn_dims(m, N, in->C, HW, 0);
-      SLR_TRY(slr_batchnorm_backward(din, G + o->w, o->frozen_bias ? NULL : G + o->b, out->grad,
-                                     in->data, P + o->w, o->mean, o->rstd, &d));
-      break;
-    }
-    case OP_IBN: {
-      int C = in->C, h = o->half;
-      for (int n = 0; n < N; n++)
-        slr_instnorm_backward(din + (int64_t)n * C * HW, G + o->w, G + o->b,
-                              out->grad + (int64_t)n * C * HW, in->data + (int64_t)n * C * HW,
-                              P + o->w, o->mean + n * h, o->rstd + n * h, 1, h, HW);
-      slr_bn_dims d = bn_dims(m, N, C - h, HW, C);
-      SLR_TRY(slr_batchnorm_backward(din + (int64_t)h * HW, G + o->w2, G + o->b2,
-                                     out->grad + (int64_t)h * HW, in->data + (int64_t)h * HW,
-                                     P + o->w2, o->mean2, o->rstd2, &d));
-      break;
-    }
-    case OP_RELU: {
-      /* in place: the gradient slot becomes the gradient before the ReLU */
-      float *g = out->grad;
-      const float *y = out->data;
-      int64_t n = (int64_t)N * out->C * HW;
-#pragma omp parallel for schedule(static)
-      for (int64_t k = 0; k < n; k++)
-        if (!(y[k] > 0.0f)) g[k] = 0.0f;
-      break;
-    }
-    case OP_MAXPOOL: {
-      slr_pool_dims d = {N, in->C, in->H, in->W, o->k, o->stride, o->pad};
-      slr_maxpool_backward(din, out->grad, o->argmax, &d);
-      break;
-    }
-    case OP_ADD: {
-      int64_t n = (int64_t)N * out->C * HW;
-      add_into(in->grad, out->grad, n);
-      add_into(m->slots[o->in2].grad, out->grad, n);
-      break;
-    }
-    case OP_AVGPOOL:
-      slr_avgpool_backward(din, out->grad, N, in->C, HW);
-      break;
-    case OP_GEM:
-      slr_gem_backward(din, G + o->w, out->grad, out->data, in->data, P[o->w], 1e-6f, N, in->C, HW);
-      break;
-    case OP_LINEAR:
-      slr_linear_backward(din, G + o->w, NULL, out->grad, in->data, P + o->w, N, in->C, out->C);
-      break;
-    }
+    SLR_TRY(backward_op(m, o, N, din));
     if (prof_on) prof_bwd[o->kind] += slr_now() - t_op;
     if (m->grad_ready && o->w >= 0) SLR_TRY(m->grad_ready(m->grad_ready_ctx, o->w));
   }

@@ -29,7 +29,7 @@ static void adam_range(const slr_optimizer *o, float *p, const float *g, float *
   float fb1 = (float)b1, f1b1 = (float)(1.0 - b1), fb2 = (float)b2, f1b2 = (float)(1.0 - b2);
   double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
   float step_size = (float)(lr / bc1), bc2s = (float)sqrt(bc2), eps = o->eps, fwd = (float)wd;
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static) nowait
   for (int64_t i = 0; i < n; i++) {
     float gi = g[i];
     if (wd != 0.0) gi = gi + fwd * p[i];
@@ -44,7 +44,7 @@ static void sgd_range(const slr_optimizer *o, float *p, const float *g, float *b
                       double lr, double wd, int first) {
   float mom = o->momentum, damp = (float)(1.0 - (double)o->dampening), fwd = (float)wd,
         flr = (float)lr;
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static) nowait
   for (int64_t i = 0; i < n; i++) {
     float d = g[i];
     if (wd != 0.0) d = d + fwd * p[i];
@@ -60,6 +60,9 @@ void slr_optimizer_step(slr_optimizer *o, float *params, const float *grads, flo
                         int64_t P, const slr_param_group *groups, int ngroups, float lr) {
   int first = o->step == 0;
   o->step++;
+  /* one thread team for all groups; each element is updated by one thread
+   * with the same arithmetic, so the result does not depend on the split */
+#pragma omp parallel
   for (int k = 0; k < ngroups; k++) {
     const slr_param_group *gr = &groups[k];
     if (gr->lr_mult == 0.0f || gr->count == 0) continue;

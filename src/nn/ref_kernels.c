@@ -2,7 +2,7 @@
  * (slr_ref64_*), from the one template in ref_kernels.inc. */
 #include <math.h>
 
-#include "slr/nn.h"
+#include "nn_ref.h"
 
 #define T float
 #define FN(name) slr_ref_##name

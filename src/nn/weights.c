@@ -54,6 +54,14 @@ int slr_model_load(slr_model *m, MPI_Comm comm, const char *path, unsigned flags
     int64_t n = 0;
     rc = slr_h5_read_all(&f, key, t->kind == SLR_TENSOR_COUNT ? SLR_I64 : SLR_F32, &buf, &n);
     if (rc) break;
+    /* every rank reads the same values, so every rank stops here alike */
+    int64_t bad = t->kind == SLR_TENSOR_COUNT ? -1 : slr_first_nonfinite_f32(buf, n);
+    if (bad >= 0) {
+      rc = SLR_FAIL(SLR_ERR_INPUT, "%s: key %s has a non-finite value (%g) at element %lld",
+                    path, t->name, (double)((float *)buf)[bad], (long long)bad);
+      free(buf);
+      break;
+    }
     if (t->kind == SLR_TENSOR_COUNT)
       m->counts[t->offset] = *(int64_t *)buf;
     else
@@ -68,23 +76,7 @@ int slr_model_load(slr_model *m, MPI_Comm comm, const char *path, unsigned flags
 
 /* an int64 scalar dataset, written by rank 0 (every rank calls) */
 static int write_scalar_i64(slr_h5 *f, const char *name, int64_t v) {
-  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-  if (lcpl < 0) return slr_error_hdf5("H5Pcreate", __FILE__, __LINE__);
-  H5Pset_create_intermediate_group(lcpl, 1);
-  hid_t sp = H5Screate(H5S_SCALAR);
-  hid_t d = H5Dcreate2(f->fid, name, H5T_STD_I64LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = 0;
-  if (d < 0) {
-    rc = SLR_FAIL(SLR_ERR, "%s: cannot create %s", f->tmp_path, name);
-  } else {
-    hid_t ms = H5Screate(H5S_SCALAR), fs = H5Dget_space(d);
-    if (f->rank != 0) H5Sselect_none(ms), H5Sselect_none(fs);
-    if (H5Dwrite(d, H5T_NATIVE_INT64, ms, fs, f->dxpl, &v) < 0)
-      rc = SLR_FAIL(SLR_ERR, "%s: cannot write %s", f->tmp_path, name);
-    H5Sclose(ms), H5Sclose(fs), H5Dclose(d);
-  }
-  H5Sclose(sp), H5Pclose(lcpl);
-  return rc;
+  return slr_h5_write_scalar_i64(f, name, v);
 }
 
 int slr_model_desc_write(slr_h5 *f, const char *obj, const slr_model_config *c, int feat_dim) {

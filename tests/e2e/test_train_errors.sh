@@ -59,6 +59,6 @@ check "missing weights" 1 "missing.h5" -- "$slr" extract --config tiny.yaml --we
 check "bad split" 2 '--split "val"' -- "$slr" extract --config tiny.yaml --weights run/final.h5 --split val --out q.h5
 check "wrong model for weights" 1 "model.width 0.25 (16 channels), the file 8" -- "$slr" extract --config tiny.yaml --set model.width=0.25 --weights run/final.h5 --split query --out q.h5
 n=$((n+1)); if [ ! -e q.h5 ] && [ ! -e q.h5.tmp ] && [ ! -e bad1 ] && [ ! -e bad2 ] && [ ! -e bad3 ]; then echo "ok   no partial output"; else fails=$((fails+1)); echo "FAIL partial output left"; ls; fi
-check "inspect a checkpoint" 0 "stage adapt" -- "$slr" inspect "$(ls run/checkpoints/*.h5 | tail -1)"
+check "inspect a checkpoint" 0 "position  adapt" -- "$slr" inspect "$(ls run/checkpoints/*.h5 | tail -1)"
 echo "$((n-fails)) passed, $fails failed"
 [ $fails -eq 0 ]

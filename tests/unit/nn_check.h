@@ -11,6 +11,8 @@
 
 #include "slr/io.h"
 #include "slr/nn.h"
+/* the plain reference kernels the tests compare with (private to nn) */
+#include "../../src/nn/nn_ref.h"
 #include "slr_test.h"
 
 static slr_h5 nn_fx;

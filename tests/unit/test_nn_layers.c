@@ -48,7 +48,7 @@ static void test_batchnorm_torch(void **state) {
     snprintf(cs, sizeof cs, "bn%d", t);
     int64_t *cfg = nn_get_i64(cs, "cfg", NULL), nx;
     int N = (int)cfg[0], C = (int)cfg[1], HW = (int)(cfg[2] * cfg[3]), tr = (int)cfg[4];
-    slr_bn_dims d = {N, C, HW, 1e-5f, 0.1f, tr, MPI_COMM_NULL, 0};
+    slr_bn_dims d = {N, C, HW, 1e-5f, 0.1f, tr, MPI_COMM_NULL, 0, 0};
     float *x = nn_get(cs, "x", &nx), *w = nn_get(cs, "w", NULL), *b = nn_get(cs, "b", NULL);
     float *rm0 = nn_get(cs, "rm0", NULL), *rv0 = nn_get(cs, "rv0", NULL);
     float *y = nn_get(cs, "y", NULL), *rm = nn_get(cs, "rm", NULL), *rv = nn_get(cs, "rv", NULL);

@@ -214,6 +214,75 @@ static void test_resnet18_adam_steps(void **state) {
   slr_model_free(&m);
 }
 
+/* One training forward and backward of a small ResNet-18 with the
+ * convolution backend `backend`; the gradients are returned. */
+static float *grads_with(const char *backend, int threads, int64_t *np) {
+  setenv("SLR_CONV_BACKEND", backend, 1);
+  slr_threads_set(threads, 1);
+  slr_model_config cfg;
+  slr_model_config_default(&cfg, SLR_ARCH_RESNET18);
+  cfg.width = 8, cfg.pool = SLR_POOL_GEM, cfg.neck = 1, cfg.num_classes = 5;
+  slr_model m;
+  assert_int_equal(slr_model_init(&m, &cfg, 3), 0);
+  const int N = 5, H = 64, W = 32;
+  assert_int_equal(slr_model_plan(&m, N, H, W, 1), 0);
+  float *x = nn_zeros((int64_t)N * 3 * H * W), *dlog = nn_zeros(N * 5);
+  slr_rng r;
+  slr_rng_init(&r, 7, 0, 0);
+  for (int64_t i = 0; i < (int64_t)N * 3 * H * W; i++) x[i] = slr_rng_normal(&r);
+  for (int i = 0; i < N * 5; i++) dlog[i] = slr_rng_normal(&r);
+  slr_model_zero_grad(&m);
+  assert_int_equal(slr_model_forward(&m, x, N, 1, MPI_COMM_NULL), 0);
+  assert_int_equal(slr_model_backward(&m, NULL, NULL, dlog), 0);
+  float *g = nn_zeros(m.nparams);
+  memcpy(g, m.grads, sizeof(float) * (size_t)m.nparams);
+  *np = m.nparams;
+  slr_model_free(&m);
+  free(x), free(dlog);
+  unsetenv("SLR_CONV_BACKEND");
+  slr_threads_set(1, 1);
+  return g;
+}
+
+/* Both convolution backends give the same gradients within the fixture
+ * tolerance, and each gives the same bits when run again. */
+static void test_conv_backends(void **state) {
+  int64_t n, n2;
+  float *a = grads_with("gemm", 2, &n), *a2 = grads_with("gemm", 2, &n2);
+  assert_memory_equal(a, a2, sizeof(float) * (size_t)n);
+  if (!strstr(slr_nn_kernels(), "ISA")) {
+    /* built without oneDNN: forcing it is a configuration error */
+    setenv("SLR_CONV_BACKEND", "dnnl", 1);
+    slr_model_config cfg;
+    slr_model_config_default(&cfg, SLR_ARCH_RESNET18);
+    slr_model m;
+    assert_int_equal(slr_model_init(&m, &cfg, 3), 0);
+    assert_int_equal(slr_model_plan(&m, 2, 64, 32, 0), SLR_ERR_CONFIG);
+    slr_model_free(&m);
+    unsetenv("SLR_CONV_BACKEND");
+    free(a), free(a2);
+    return;
+  }
+  const char *dnnl_kinds[2] = {"dnnl", "dnnl-blocked"};
+  for (int k = 0; k < 2; k++) {
+    float *b = grads_with(dnnl_kinds[k], 2, &n2), *b2 = grads_with(dnnl_kinds[k], 2, &n2);
+    assert_int_equal(n, n2);
+    assert_memory_equal(b, b2, sizeof(float) * (size_t)n);
+    assert_true(nn_close_floor(dnnl_kinds[k], b, a, n, TOL, 0.01));
+    free(b), free(b2);
+  }
+  setenv("SLR_CONV_BACKEND", "bogus", 1);
+  slr_model_config cfg;
+  slr_model_config_default(&cfg, SLR_ARCH_RESNET18);
+  slr_model m;
+  assert_int_equal(slr_model_init(&m, &cfg, 3), 0);
+  assert_int_equal(slr_model_plan(&m, 2, 64, 32, 0), SLR_ERR_CONFIG);
+  assert_non_null(strstr(slr_error_message(), "SLR_CONV_BACKEND"));
+  slr_model_free(&m);
+  unsetenv("SLR_CONV_BACKEND");
+  free(a), free(a2);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_full_width_names),
@@ -221,6 +290,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_resnet50_ibn_a_eval),
       cmocka_unit_test(test_weight_errors_and_roundtrip),
       cmocka_unit_test(test_resnet18_adam_steps),
+      cmocka_unit_test(test_conv_backends),
   };
   MPI_Init(&argc, &argv);
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
