@@ -155,6 +155,19 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+# a checkpoint whose /model group carries the description (slr_model_desc_write)
+# exports without the run's configuration
+mkdir -p lone/checkpoints && cp "${ck[3]}" lone/checkpoints/c.h5
+$PY - <<'PY' || fail "describing a checkpoint"
+import h5py
+with h5py.File("run/final.h5") as w, h5py.File("lone/checkpoints/c.h5", "a") as c:
+    for k in ("arch", "width", "last_stride", "pool", "gem_p", "neck", "feat_dim", "num_classes"):
+        c["model"].attrs[k] = w.attrs[k]
+PY
+out=$("$SLR" export lone/checkpoints/c.h5 --out desc.h5 2>&1) || fail "export of a described checkpoint: $out"
+echo "$out" | grep -q "from the checkpoint's /model attributes" || fail "export did not use the checkpoint's description: $out"
+h5diff -q desc.h5 run/final.h5 /model /model || fail "described checkpoint: exported weights differ from final.h5"
+
 # an attribute with a value slr does not know: named with the value
 cp run/final.h5 odd.h5
 $PY -c "import h5py,sys; f=h5py.File(sys.argv[1],'a'); f.attrs['pool']=b'max'" odd.h5
@@ -184,8 +197,22 @@ PY
 $PY "$TOOLS/torch2h5.py" fastreid.pth fr.h5 --preset fast-reid --last-stride 1 > /dev/null || fail "torch2h5 --preset fast-reid"
 $PY "$TOOLS/torch2h5.py" cc.pth.tar cc.h5 --preset cluster-contrast --last-stride 1 > /dev/null || fail "torch2h5 --preset cluster-contrast"
 $PY "$TOOLS/torch2h5.py" other.pth ot.h5 --rename encoder.= --last-stride 1 > /dev/null || fail "torch2h5 --rename"
+# the same keys and values (slr's own files also carry per-dataset digests)
+same_model() {
+  $PY - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1])["model"], h5py.File(sys.argv[2])["model"]
+ka, kb = [], []
+a.visit(ka.append); b.visit(kb.append)
+if sorted(ka) != sorted(kb):
+    sys.exit("keys differ: %s" % sorted(set(ka) ^ set(kb))[:5])
+for k in ka:
+    if isinstance(a[k], h5py.Dataset) and not np.array_equal(a[k][()], b[k][()]):
+        sys.exit("%s differs" % k)
+PY
+}
 for w in fr cc ot; do
-  h5diff -q $w.h5 run/final.h5 /model /model || fail "$w.h5: the renamed weights differ from final.h5"
+  same_model $w.h5 run/final.h5 || fail "$w.h5: the renamed weights differ from final.h5"
   "$SLR" infer --weights $w.h5 --input images.h5 --out f_$w.h5 > /dev/null || fail "infer $w.h5 without flags"
   pairs+=(f_$w.h5 ref_run.h5 /normalized)
 done
