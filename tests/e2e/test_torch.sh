@@ -6,7 +6,8 @@
 # a checkpoint (refused by h52torch.py, which names slr export); h52torch.py
 # output loading into tools/slr_torch.py's model with strict=True and giving
 # slr infer's features (no model flags) on the same weights and images, for
-# every architecture, pooling and neck; torch2h5.py's presets (fast-reid,
+# every architecture, pooling and neck, and torchvision's own resnet18
+# converted as ImageNet weights are; torch2h5.py's presets (fast-reid,
 # Cluster Contrast) and --rename; the scripts' help and errors; the ONNX
 # export checked with onnx.checker and OpenCV's dnn. Skipped (77) when the
 # reference Python modules are missing.
@@ -103,6 +104,22 @@ for name, kw in kinds.items():
     # as torch2h5.py converts (its command line is tested below)
     sd = torch2h5.find_state_dict({"state_dict": {"module." + k: v for k, v in m.state_dict().items()}})
     torch2h5.convert(sd, name + ".h5", last_stride=kw["last_stride"])
+# torchvision's own resnet18 (random weights, non-trivial statistics), its
+# ImageNet classifier dropped, as the README converts ImageNet weights
+import torchvision
+tv = torchvision.models.resnet18()
+with torch.no_grad():
+    for mod in tv.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.copy_(0.1 * torch.randn(mod.running_mean.shape, generator=g))
+            mod.running_var.copy_(0.5 + torch.rand(mod.running_var.shape, generator=g))
+torch2h5.convert(tv.state_dict(), "tv.h5", drop=["fc."], last_stride=2)
+tv.fc = torch.nn.Identity()
+tv.eval()
+with torch.no_grad(), h5py.File("ref_tv.h5", "w") as f:
+    p = tv(imgs)
+    f["pooled"] = p.numpy(); f["neck"] = p.numpy()
+    f["normalized"] = torch.nn.functional.normalize(p, dim=1).numpy()
 # the run's final weights: the state_dict h52torch.py wrote, strict=True
 d = slr_torch.describe("run/final.h5")
 m = slr_torch.ReIDModel(**d)
@@ -128,7 +145,7 @@ except ValueError as e:
 PY
 # pairs to compare: slr's output, reference file, dataset; all compared at the end
 pairs=()
-for name in r18 r34 r50 ibn run; do
+for name in r18 r34 r50 ibn tv run; do
   w=$name.h5; [ $name = run ] && w=run/final.h5
   for kind in pooled neck normalized; do
     # no model flags: the weights file describes its model
