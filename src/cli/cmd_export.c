@@ -151,7 +151,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
     char desc[160];
     slr_cli_model_describe(&mc, desc, sizeof desc);
     slr_info("export: %s (stage %s, epoch %lld): %s%s, from %s -> %s", ckpt, stage,
-             (long long)epoch, desc, mc.num_classes ? ", with its classifier" : "", cfg_path, out);
+             (long long)epoch + 1, desc, mc.num_classes ? ", with its classifier" : "", cfg_path, out);
   }
   if (have_model) slr_model_free(&m);
   free(params), free(buffers), free(counts);

@@ -224,6 +224,8 @@ int tr_checkpoint_write(tr_job *j) {
   const int labels = has_labels(j);
   for (size_t i = 0; !rc && i < NFIELDS; i++)
     if (!FIELDS[i].adapt_only || labels) rc = write_field(j, &f, &FIELDS[i], config_text);
+  /* the model's description on /model, so that slr export needs nothing else */
+  if (!rc) rc = slr_model_desc_write(&f, "/model", &j->model.net.cfg, j->model.net.feat_dim);
   free(config_text);
   rc = slr_agree(ctx->world, rc);
   if (rc) {
