@@ -80,6 +80,64 @@ static int64_t uf_find(int64_t *parent, int64_t i) {
   return i;
 }
 
+/* Sort the merges by height (stable) and relabel as scipy does: the cluster
+ * made by row i is n + i, each row lists the smaller id first. wsum, parent
+ * and id are scratch (n). */
+static void relabel_scipy(raw_merge *rm, int64_t n, const int64_t *w, double *wsum,
+                          int64_t *parent, int64_t *id, slr_merge *z) {
+  qsort(rm, (size_t)(n - 1), sizeof *rm, cmp_height);
+  for (int64_t i = 0; i < n; i++) {
+    parent[i] = i;
+    id[i] = i;
+    wsum[i] = w ? (double)w[i] : 1.0;
+  }
+  for (int64_t k = 0; k < n - 1; k++) {
+    int64_t rx = uf_find(parent, rm[k].x), ry = uf_find(parent, rm[k].y);
+    int64_t ix = id[rx], iy = id[ry];
+    z[k].a = ix < iy ? ix : iy;
+    z[k].b = ix < iy ? iy : ix;
+    z[k].height = rm[k].h;
+    z[k].weight = (int64_t)(wsum[rx] + wsum[ry]);
+    parent[rx] = ry;
+    id[ry] = n + k;
+    wsum[ry] += wsum[rx];
+  }
+}
+
+/* Every distance of the upper triangle finite. */
+static int check_finite(const double *D, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = i + 1; j < n; j++)
+      if (!isfinite(D[i * n + j]))
+        return SLR_FAIL(SLR_ERR,
+                        "agglomerative clustering: the distance of points %lld and %lld is not "
+                        "finite (coordinates too large?)",
+                        (long long)i, (long long)j);
+  return 0;
+}
+
+/* Merge slot x into slot y at height dmin: the Lance-Williams update of
+ * y's row and column, y's size, x dropped from the active slots (kept in
+ * increasing order). Returns the new number of active slots. */
+static int64_t merge_rows(double *D, int64_t n, slr_linkage method, int64_t x, int64_t y,
+                          double dmin, double *size, int64_t *order, int64_t nactive) {
+  const double nx = size[x], ny = size[y];
+  double *rx = D + x * n, *ry = D + y * n;
+  for (int64_t a = 0; a < nactive; a++) {
+    int64_t i = order[a];
+    if (i == x || i == y) continue;
+    double v = lance_williams(method, rx[i], ry[i], dmin, nx, ny, size[i]);
+    ry[i] = v;
+    D[i * n + y] = v;
+  }
+  size[y] = nx + ny;
+  size[x] = 0;
+  int64_t a = 0;
+  while (order[a] != x) a++;
+  memmove(order + a, order + a + 1, (size_t)(nactive - a - 1) * sizeof *order);
+  return nactive - 1;
+}
+
 /* The nearest-neighbour chain on D (n x n, symmetric, overwritten), with
  * cluster sizes from w; writes the sorted scipy-form rows to z. */
 static int nn_chain(double *D, int64_t n, const int64_t *w, slr_linkage method, slr_merge *z) {
@@ -102,14 +160,8 @@ static int nn_chain(double *D, int64_t n, const int64_t *w, slr_linkage method, 
   for (int64_t i = 0; i < n; i++) {
     size[i] = w ? (double)w[i] : 1.0;
     order[i] = i;
-    for (int64_t j = i + 1; j < n && !rc; j++)
-      if (!isfinite(D[i * n + j]))
-        rc = SLR_FAIL(SLR_ERR,
-                      "agglomerative clustering: the distance of points %lld and %lld is not "
-                      "finite (coordinates too large?)",
-                      (long long)i, (long long)j);
   }
-  if (rc) goto done;
+  if ((rc = check_finite(D, n))) goto done;
   int64_t nactive = n, len = 0;
   for (int64_t k = 0; k < n - 1; k++) {
     if (len == 0) chain[len++] = order[0];
@@ -151,43 +203,9 @@ static int nn_chain(double *D, int64_t n, const int64_t *w, slr_linkage method, 
     rm[k].x = x;
     rm[k].y = y;
     rm[k].h = dmin;
-    double nx = size[x], ny = size[y];
-    double *rx = D + x * n, *ry = D + y * n;
-    for (int64_t a = 0; a < nactive; a++) {
-      int64_t i = order[a];
-      if (i == x || i == y) continue;
-      double v = lance_williams(method, rx[i], ry[i], dmin, nx, ny, size[i]);
-      ry[i] = v;
-      D[i * n + y] = v;
-    }
-    size[y] = nx + ny;
-    size[x] = 0;
-    /* drop x from the active list, keeping increasing order */
-    int64_t a = 0;
-    while (order[a] != x) a++;
-    memmove(order + a, order + a + 1, (size_t)(nactive - a - 1) * sizeof *order);
-    nactive--;
+    nactive = merge_rows(D, n, method, x, y, dmin, size, order, nactive);
   }
-  /* sort by height (stable) and relabel as scipy does: the cluster made by
-   * row i is n + i, each row lists the smaller id first */
-  qsort(rm, (size_t)(n - 1), sizeof *rm, cmp_height);
-  double *wsum = size; /* reuse: total weight per root */
-  for (int64_t i = 0; i < n; i++) {
-    parent[i] = i;
-    id[i] = i;
-    wsum[i] = w ? (double)w[i] : 1.0;
-  }
-  for (int64_t k = 0; k < n - 1; k++) {
-    int64_t rx = uf_find(parent, rm[k].x), ry = uf_find(parent, rm[k].y);
-    int64_t ix = id[rx], iy = id[ry];
-    z[k].a = ix < iy ? ix : iy;
-    z[k].b = ix < iy ? iy : ix;
-    z[k].height = rm[k].h;
-    z[k].weight = (int64_t)(wsum[rx] + wsum[ry]);
-    parent[rx] = ry;
-    id[ry] = n + k;
-    wsum[ry] += wsum[rx];
-  }
+  relabel_scipy(rm, n, w, size, parent, id, z);
 done:
   free(size);
   free(chain);
