@@ -501,7 +501,7 @@ typedef struct {
    * an entry is live while its slot is active, not final, and its key is
    * the slot's nu2 */
   struct sp_low { double key; int64_t slot; } *low;
-  int64_t nlow;
+  int64_t nlow, nsorted; /* [0, nsorted) sorted, then an unsorted tail */
   int64_t *mark, stamp, *cand, ncand, *chain;
   int64_t *shared;                   /* == stamp: the candidate shares a column */
   double *mx2;                       /* largest member norm^2 */
@@ -550,27 +550,17 @@ static int sp_low_live(const sp_state *s, int64_t k) {
   return s->active[y] && !s->final[y] && s->low[k].key == s->nu2[y];
 }
 
-/* Insert slot y (key nu2[y]) in order; dead entries are dropped when the
- * list is full (it holds 2n entries). */
+/* Add slot y (key nu2[y]): appended unsorted; the list is sorted again
+ * (dead entries dropped) when the unsorted tail grows past a 16th of it. */
 static void sp_low_insert(sp_state *s, int64_t y) {
-  if (s->nlow == 2 * s->q->n) {
+  if (s->nlow == 2 * s->q->n || s->nlow - s->nsorted > 256 + s->nsorted / 16) {
     int64_t keep = 0;
     for (int64_t k = 0; k < s->nlow; k++)
       if (sp_low_live(s, k)) s->low[keep++] = s->low[k];
-    s->nlow = keep;
+    qsort(s->low, (size_t)keep, sizeof *s->low, cmp_low);
+    s->nlow = s->nsorted = keep;
   }
-  const struct sp_low e = {s->nu2[y], y};
-  int64_t lo = 0, hi = s->nlow;
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (cmp_low(&s->low[mid], &e) < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  memmove(s->low + lo + 1, s->low + lo, (size_t)(s->nlow - lo) * sizeof *s->low);
-  s->low[lo] = e;
-  s->nlow++;
+  s->low[s->nlow++] = (struct sp_low){s->nu2[y], y};
 }
 
 /* The weighted sum of a point, w * v (Euclidean distances). */
@@ -623,6 +613,7 @@ static int sp_init(sp_state *s, const prepared *q, slr_linkage method, double t)
     if (q->euclid && s->nu2[i] <= s->t2 * (1 + 1e-12)) s->low[s->nlow++] = (struct sp_low){s->nu2[i], i};
   }
   qsort(s->low, (size_t)s->nlow, sizeof *s->low, cmp_low);
+  s->nsorted = s->nlow;
   return 0;
 }
 
@@ -751,8 +742,12 @@ static void sp_candidates(sp_state *s, int64_t x) {
     }
   if (!q->euclid || s->nu2[x] > lim) return;
   /* without a shared column: sqrt(nu2[x] + nu2[y]) bounds the distance;
-   * the list is sorted by nu2, so the scan stops at the first too far */
-  for (int64_t k = 0; k < s->nlow && s->nu2[x] + s->low[k].key <= lim; k++) {
+   * the sorted part is scanned up to the first too far, the short tail whole */
+  for (int64_t k = 0; k < s->nlow; k++) {
+    if (s->nu2[x] + s->low[k].key > lim) {
+      if (k < s->nsorted) k = s->nsorted - 1; /* the rest of the sorted part is farther */
+      continue;
+    }
     const int64_t y = s->low[k].slot;
     if (!sp_low_live(s, k) || s->mark[y] == s->stamp) continue;
     s->mark[y] = s->stamp;
