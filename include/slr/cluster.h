@@ -259,6 +259,11 @@ typedef struct {
   const int32_t *indices;
   const double *values;
   const int64_t *w;
+  /* slr_agglo_cut_sparse: up to this many points (0: 2048; -1: never), the
+   * dense path serves when more than an eighth of the points have a point
+   * without a shared column within the threshold (Euclidean distances),
+   * where the sparse search is slow */
+  int64_t dense_max;
 } slr_sparse_points;
 
 /* The flat clusters of linkage(metric) + fcluster(t, 'distance') on the

@@ -911,6 +911,40 @@ static int sp_run(sp_state *s) {
   }
 }
 
+/* The dense path (condensed distances, the tree, the cut): for few points
+ * in the regime where most clusters are candidates of most others. */
+static int cut_dense(const prepared *q, slr_linkage method, double t, int32_t *labels,
+                     int64_t *nclusters) {
+  const int64_t n = q->n;
+  double *dist = malloc((size_t)(n * (n - 1) / 2) * sizeof(double));
+  slr_merge *z = malloc((size_t)(n - 1) * sizeof *z);
+  int rc = dist && z ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "agglomerative clustering: out of memory for "
+                                    "%lld points", (long long)n);
+  for (int64_t a = 0, c = 0; !rc && a < n; a++)
+    for (int64_t b = a + 1; b < n; b++) dist[c++] = point_dist(q, a, b);
+  if (!rc) rc = slr_agglo_tree_dist(dist, n, 0, q->w, method, z);
+  if (!rc) rc = cut_at(z, n, t, labels, nclusters);
+  free(dist);
+  free(z);
+  return rc;
+}
+
+/* Whether more than an eighth of the points have a point without a shared
+ * column within t (Euclidean distances). */
+static int near_dense(const prepared *q, double t) {
+  if (!q->euclid) return 0;
+  double *n2 = malloc((size_t)q->n * sizeof(double)), pmin = INFINITY;
+  if (!n2) return 0;
+  for (int64_t i = 0; i < q->n; i++) {
+    n2[i] = sqnorm(q->values + q->indptr[i], q->indptr[i + 1] - q->indptr[i]);
+    if (n2[i] < pmin) pmin = n2[i];
+  }
+  int64_t low = 0;
+  for (int64_t i = 0; i < q->n; i++) low += n2[i] + pmin <= t * t;
+  free(n2);
+  return low > q->n / 8;
+}
+
 static int cut_sparse(const prepared *q, slr_linkage method, double t, int32_t *labels,
                       int64_t *nclusters) {
   sp_state s;
@@ -941,7 +975,10 @@ int slr_agglo_cut_sparse(const slr_sparse_points *x, slr_linkage method, slr_agg
   }
   prepared q;
   SLR_TRY(prepare(x, metric, &q));
-  int rc = cut_sparse(&q, method, t, labels, nclusters);
+  const int64_t dense_max = x->dense_max == 0 ? 2048 : x->dense_max;
+  const int dense = x->n <= dense_max && method != SLR_LINKAGE_SINGLE && near_dense(&q, t);
+  int rc = dense ? cut_dense(&q, method, t, labels, nclusters)
+                 : cut_sparse(&q, method, t, labels, nclusters);
   free(q.values);
   return rc;
 }

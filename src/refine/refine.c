@@ -433,7 +433,7 @@ static int labels_hierarchical(const slr_refine_params *p, const pair_t *pairs, 
     }
   }
   if (!rc && ne > 0) {
-    const slr_sparse_points x = {ne, S->ncols > 0 ? S->ncols : 1, indptr, ind, val, w};
+    const slr_sparse_points x = {ne, S->ncols > 0 ? S->ncols : 1, indptr, ind, val, w, 0};
     rc = slr_agglo_cut_sparse(&x, p->linkage, p->distance, slr_refine_threshold_at(p), cut, NULL);
   }
   for (int64_t a = 0; !rc && a < ne; a++) lab[sel[a]] = cut[a];

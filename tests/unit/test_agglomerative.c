@@ -176,7 +176,7 @@ static void test_against_scipy(void **state) {
       indices[i] = (int32_t)(i % c.d);
       values[i] = c.x[i] - lo + 1;
     }
-    const slr_sparse_points xs = {n, c.d, indptr, indices, values, c.w};
+    const slr_sparse_points xs = {n, c.d, indptr, indices, values, c.w, -1};
     bad += check_cuts(&c, NULL, &xs, m, "sparse");
     free(indptr);
     free(indices);
@@ -282,7 +282,8 @@ static void test_sparse_vs_dense(void **state) {
     pts x;
     make_points(&x, set == 2 ? 40 : 160, set == 1 ? 12 : 60, 100 + (uint64_t)set, set != 1);
     const int64_t n = x.n;
-    const slr_sparse_points xs = {n, x.d, x.indptr, x.indices, x.values, x.w};
+    /* the sparse search always (dense_max -1), and with the default */
+    slr_sparse_points xs = {n, x.d, x.indptr, x.indices, x.values, x.w, -1};
     double *cond = malloc((size_t)(n * (n - 1) / 2) * sizeof(double));
     slr_merge *z = malloc((size_t)n * sizeof *z);
     int32_t *l1 = malloc((size_t)n * sizeof(int32_t)), *l2 = malloc((size_t)n * sizeof(int32_t));
@@ -295,12 +296,18 @@ static void test_sparse_vs_dense(void **state) {
           continue;
         if (slr_agglo_tree_dist(cond, n, 0, x.w, (slr_linkage)m, z)) fail_msg("%s", slr_error_text());
         for (size_t k = 0; k < sizeof ts / sizeof *ts; k++) {
-          int64_t k1, k2;
+          int64_t k1, k2, k3;
           assert_int_equal(slr_agglo_cut_distance(z, n, ts[k], l1, &k1), 0);
+          xs.dense_max = -1;
           assert_int_equal(slr_agglo_cut_sparse(&xs, (slr_linkage)m, (slr_agglo_metric)metric,
                                                 ts[k], l2, &k2), 0);
           checked++;
-          if (k1 != k2 || !same_partition(l1, l2, n)) {
+          int same = k1 == k2 && same_partition(l1, l2, n);
+          xs.dense_max = 0;
+          assert_int_equal(slr_agglo_cut_sparse(&xs, (slr_linkage)m, (slr_agglo_metric)metric,
+                                                ts[k], l2, &k3), 0);
+          same &= k1 == k3 && same_partition(l1, l2, n);
+          if (!same) {
             printf("set %d %s %s t=%g: %lld clusters dense, %lld sparse\n", set,
                    slr_agglo_metric_name((slr_agglo_metric)metric),
                    slr_linkage_name((slr_linkage)m), ts[k], (long long)k1, (long long)k2);
@@ -337,8 +344,8 @@ static void test_weights_are_copies(void **state) {
       indptr[e + 1] = indptr[e] + len;
       owner[e] = i;
     }
-  const slr_sparse_points xs = {x.n, x.d, x.indptr, x.indices, x.values, x.w};
-  const slr_sparse_points xe = {ne, x.d, indptr, indices, values, NULL};
+  const slr_sparse_points xs = {x.n, x.d, x.indptr, x.indices, x.values, x.w, -1};
+  const slr_sparse_points xe = {ne, x.d, indptr, indices, values, NULL, -1};
   int32_t lab[30], *labe = malloc((size_t)ne * sizeof(int32_t));
   for (int metric = 0; metric < 4; metric++)
     for (int m = 0; m < 4; m++) {
@@ -379,7 +386,7 @@ static void test_errors(void **state) {
   int64_t indptr[3] = {0, 2, 3};
   int32_t indices[3] = {1, 1, 0};
   double values[3] = {1, 2, 3};
-  slr_sparse_points x = {2, 2, indptr, indices, values, NULL};
+  slr_sparse_points x = {2, 2, indptr, indices, values, NULL, 0};
   assert_int_equal(slr_agglo_cut_sparse(&x, SLR_LINKAGE_WARD, SLR_AGGLO_EUCLIDEAN, 1, lab, NULL),
                    SLR_ERR);
   assert_non_null(strstr(slr_error_text(), "CSR row 0 has column 1 out of order or twice"));

@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
          openblas_get_corename());
   printf("n=%lld points, d=%lld, nnz=%lld, threshold %g\n", (long long)n, (long long)d,
          (long long)indptr[n], t);
-  const slr_sparse_points x = {n, d, indptr, indices, values, w};
+  const slr_sparse_points x = {n, d, indptr, indices, values, w, -1}; /* always sparse */
   int32_t *lab[4], *labd = malloc((size_t)n * sizeof(int32_t));
   int64_t k[4];
   for (int m = 0; m < 4; m++) {
