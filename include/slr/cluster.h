@@ -246,8 +246,10 @@ int slr_cluster_labels_opts(MPI_Comm comm, const float *x, int64_t nrows, int64_
  * 0, so the Lance-Williams updates run on the distinct points with cluster
  * sizes = weights (for Ward the starting distance of two weighted points is
  * sqrt(2 wi wj / (wi + wj)) * |xi - xj|, which is scipy's Ward height of the
- * two groups of copies). The tree is built with the nearest-neighbour chain
- * (all four linkages are reducible): O(n^2) time and n^2 doubles of memory.
+ * two groups of copies). slr_agglo_tree_dist builds the whole tree with the
+ * nearest-neighbour chain (all four linkages are reducible): O(n^2) time and
+ * n^2 doubles of memory; slr_agglo_cut_sparse gives the flat cut at a
+ * threshold of sparse points in O(nnz + n + d) memory.
  * Ties in distance are broken as scipy's nn_chain breaks them only when they
  * are met in the same order; partitions are compared on tie-free inputs. */
 
@@ -273,26 +275,12 @@ typedef struct {
   int64_t weight;
 } slr_merge;
 
-/* Dendrogram of n points x (n, d) row-major with weights w (n; NULL = all
- * 1; each >= 1). z receives n - 1 rows (nothing for n <= 1). Euclidean
- * distances are computed with a Gram product (cblas_dsyrk), pairs closer
- * than 1% of their norms exactly. Errors: n < 0, d < 1, a non-finite
- * coordinate, a weight < 1. Local. */
-int slr_agglo_tree_points(const double *x, int64_t n, int64_t d, const int64_t *w,
-                          slr_linkage method, slr_merge *z);
-
-/* The same for sparse points (the SLR soft labels) in CSR form: row i has
- * the values values[indptr[i] .. indptr[i+1]) at the columns indices[...]
- * (any order, no column twice, 0 <= column < d). Distances from sparse dot
- * products, close pairs exactly, as above. Local. */
-int slr_agglo_tree_csr(const int64_t *indptr, const int32_t *indices, const double *values,
-                       int64_t n, int64_t d, const int64_t *w, slr_linkage method,
-                       slr_merge *z);
-
-/* The same from precomputed Euclidean distances between the n points:
+/* Dendrogram of n points from their Euclidean distances:
  * `full` = 1: an n x n symmetric matrix (row-major, diagonal ignored);
  * `full` = 0: scipy's condensed form (the upper triangle by rows,
- * n (n - 1) / 2 values). Distances must be finite and >= 0. Local. */
+ * n (n - 1) / 2 values), with weights w (n; NULL = all 1; each >= 1). z
+ * receives n - 1 rows (nothing for n <= 1). Distances must be finite and
+ * >= 0. Local. */
 int slr_agglo_tree_dist(const double *dist, int64_t n, int full, const int64_t *w,
                         slr_linkage method, slr_merge *z);
 
@@ -334,6 +322,11 @@ typedef struct {
   const int32_t *indices;
   const double *values;
   const int64_t *w;
+  /* slr_agglo_cut_sparse: up to this many points (0: 2048; -1: never), the
+   * dense path serves when more than an eighth of the points have a point
+   * without a shared column within the threshold (Euclidean distances),
+   * where the sparse search is slow */
+  int64_t dense_max;
 } slr_sparse_points;
 
 /* The flat clusters of linkage(metric) + fcluster(t, 'distance') on the
@@ -346,15 +339,6 @@ typedef struct {
  * with cosine or jensen_shannon. Local. */
 int slr_agglo_cut_sparse(const slr_sparse_points *x, slr_linkage method, slr_agglo_metric metric,
                          double t, int32_t *labels, int64_t *nclusters);
-
-/* fcluster(Z, kmax, 'maxclust') on the expanded points (kmax >= 1): at most
- * kmax clusters, cut at the lowest merge height scipy's search settles on.
- * scipy's search never tests the lowest merge, so on the expanded points at
- * least the two lowest merges (of height 0 when weights > 1 leave copies to
- * merge) are kept even when kmax >= n; this is reproduced. w as given to
- * the tree (NULL = all 1). Local. */
-int slr_agglo_cut_maxclust(const slr_merge *z, int64_t n, const int64_t *w, int64_t kmax,
-                           int32_t *labels, int64_t *nclusters);
 
 #ifdef __cplusplus
 }

@@ -182,48 +182,46 @@ static int gather_pairs(MPI_Comm comm, pair_t *local, int64_t nlocal, pair_t **a
   return 0;
 }
 
+static int cmp_i64_pair(const void *x, const void *y) {
+  const int64_t *a = x, *b = y;
+  if (a[0] != b[0]) return a[0] < b[0] ? -1 : 1;
+  return (a[1] > b[1]) - (a[1] < b[1]);
+}
+
 /* Renumber cluster ids of the pairs (-1 kept) 0..K-1 in the order of the
  * clusters' lowest global sample index. */
 static int renumber_by_first_sample(const pair_t *p, int64_t m, int32_t *lab, int64_t *k_out) {
   int64_t k = 0;
   for (int64_t i = 0; i < m; i++)
     if (lab[i] + 1 > k) k = lab[i] + 1;
-  int64_t *first = malloc((size_t)(k > 0 ? k : 1) * sizeof(int64_t));
-  int64_t *order = malloc((size_t)(k > 0 ? k : 1) * sizeof(int64_t));
+  int64_t *first = malloc((size_t)(k > 0 ? 2 * k : 2) * sizeof(int64_t)); /* (first, id) */
   int32_t *map = malloc((size_t)(k > 0 ? k : 1) * sizeof(int32_t));
-  if (!first || !order || !map) {
+  if (!first || !map) {
     free(first);
-    free(order);
     free(map);
     return SLR_FAIL(SLR_ERR_NOMEM, "out of memory renumbering clusters");
   }
-  for (int64_t c = 0; c < k; c++) first[c] = INT64_MAX;
+  for (int64_t c = 0; c < k; c++) {
+    first[2 * c] = INT64_MAX;
+    first[2 * c + 1] = c;
+    map[c] = -1;
+  }
   for (int64_t i = 0; i < m; i++)
-    if (lab[i] >= 0 && p[i].minidx < first[lab[i]]) first[lab[i]] = p[i].minidx;
+    if (lab[i] >= 0 && p[i].minidx < first[2 * lab[i]]) first[2 * lab[i]] = p[i].minidx;
+  qsort(first, (size_t)k, 2 * sizeof(int64_t), cmp_i64_pair);
   /* clusters that lost every member (possible in argmax) get no number */
   int64_t used = 0;
-  for (int64_t c = 0; c < k; c++)
-    if (first[c] != INT64_MAX) order[used++] = c;
-  /* insertion-free: sort the used ids by first sample */
-  for (int64_t a = 1; a < used; a++) {
-    int64_t v = order[a], b = a - 1;
-    while (b >= 0 && first[order[b]] > first[v]) {
-      order[b + 1] = order[b];
-      b--;
-    }
-    order[b + 1] = v;
+  while (used < k && first[2 * used] != INT64_MAX) {
+    map[first[2 * used + 1]] = (int32_t)used;
+    used++;
   }
-  for (int64_t c = 0; c < k; c++) map[c] = -1;
-  for (int64_t r = 0; r < used; r++) map[order[r]] = (int32_t)r;
   for (int64_t i = 0; i < m; i++)
     if (lab[i] >= 0) lab[i] = map[lab[i]];
   *k_out = used;
   free(first);
-  free(order);
   free(map);
   return 0;
 }
-
 
 /* Parameters and labels; the cluster counts over all ranks. Collective. */
 static int check_inputs(MPI_Comm comm, const slr_refine_params *p, int64_t row0, int64_t n,
@@ -401,7 +399,7 @@ static int labels_hierarchical(const slr_refine_params *p, const pair_t *pairs, 
     }
   }
   if (!rc && ne > 0) {
-    const slr_sparse_points x = {ne, S->ncols > 0 ? S->ncols : 1, indptr, ind, val, w};
+    const slr_sparse_points x = {ne, S->ncols > 0 ? S->ncols : 1, indptr, ind, val, w, 0};
     rc = slr_agglo_cut_sparse(&x, p->linkage, p->distance, slr_refine_threshold_at(p), cut, NULL);
   }
   for (int64_t a = 0; !rc && a < ne; a++) lab[sel[a]] = cut[a];

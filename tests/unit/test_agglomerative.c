@@ -1,7 +1,9 @@
 /* cluster/agglomerative: trees and flat cuts against scipy's linkage +
  * fcluster on the expanded points (fixture made by
- * tools/ref/agglomerative_ref.py), through the point form and both
- * distance-matrix forms; input errors. */
+ * tools/ref/agglomerative_ref.py), through both distance-matrix forms and
+ * the sparse cut; the sparse cut against the dense tree for every linkage
+ * and distance on soft-label-like points; weighted points equal their
+ * copies; input errors. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,22 +92,23 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* every cut of the case on tree z equals scipy's labels */
-static int check_cuts(const agg_case *c, const slr_merge *z, const char *form) {
+/* every distance cut of the case on tree z (or, z NULL, by the sparse cut
+ * of the points as CSR rows xs) equals scipy's labels */
+static int check_cuts(const agg_case *c, const slr_merge *z, const slr_sparse_points *xs,
+                      slr_linkage m, const char *form) {
   int32_t *lab = malloc((size_t)c->n * sizeof(int32_t));
   int bad = 0;
   for (int k = 0; k < c->ncuts; k++) {
+    if (!c->is_dist[k]) continue;
     int64_t nc = 0;
-    int rc = c->is_dist[k]
-                 ? slr_agglo_cut_distance(z, c->n, c->t[k], lab, &nc)
-                 : slr_agglo_cut_maxclust(z, c->n, c->w, (int64_t)c->t[k], lab, &nc);
+    int rc = z ? slr_agglo_cut_distance(z, c->n, c->t[k], lab, &nc)
+               : slr_agglo_cut_sparse(xs, m, SLR_AGGLO_EUCLIDEAN, c->t[k], lab, &nc);
     assert_int_equal(rc, 0);
     int32_t kmax = -1;
     for (int64_t i = 0; i < c->n; i++) {
       if (lab[i] != c->labels[k][i]) {
-        printf("%s %s n=%lld %s %g: point %lld label %d, scipy %d\n", form, c->method,
-               (long long)c->n, c->is_dist[k] ? "distance" : "maxclust", c->t[k], (long long)i,
-               lab[i], c->labels[k][i]);
+        printf("%s %s n=%lld distance %g: point %lld label %d, scipy %d\n", form, c->method,
+               (long long)c->n, c->t[k], (long long)i, lab[i], c->labels[k][i]);
         bad++;
         break;
       }
@@ -129,7 +132,20 @@ static void test_against_scipy(void **state) {
     assert_int_equal(slr_linkage_parse(c.method, &m), 0);
     int64_t n = c.n;
     slr_merge *z = malloc((size_t)(n - 1) * sizeof *z);
-    assert_int_equal(slr_agglo_tree_points(c.x, n, c.d, c.w, m, z), 0);
+    double *full = malloc((size_t)(n * n) * sizeof(double));
+    double *cond = malloc((size_t)(n * (n - 1) / 2) * sizeof(double));
+    int64_t q = 0;
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < n; j++) {
+        double s = 0;
+        for (int64_t e = 0; e < c.d; e++) {
+          double t = c.x[i * c.d + e] - c.x[j * c.d + e];
+          s += t * t;
+        }
+        full[i * n + j] = i == j ? 0 : sqrt(s);
+        if (j > i) cond[q++] = sqrt(s);
+      }
+    assert_int_equal(slr_agglo_tree_dist(cond, n, 0, c.w, m, z), 0);
 
     /* heights equal scipy's (sorted), ids follow scipy's convention */
     double *hs = malloc((size_t)(n - 1) * sizeof(double));
@@ -144,38 +160,24 @@ static void test_against_scipy(void **state) {
     qsort(c.h, (size_t)(n - 1), sizeof(double), cmp_double);
     for (int64_t k = 0; k < n - 1; k++) assert_true(fabs(hs[k] - c.h[k]) <= 1e-9 * c.h[k]);
     free(hs);
-    bad += check_cuts(&c, z, "points");
-
-    /* the distance-matrix forms give the same partitions */
-    double *full = malloc((size_t)(n * n) * sizeof(double));
-    double *cond = malloc((size_t)(n * (n - 1) / 2) * sizeof(double));
-    int64_t q = 0;
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < n; j++) {
-        double s = 0;
-        for (int64_t e = 0; e < c.d; e++) {
-          double t = c.x[i * c.d + e] - c.x[j * c.d + e];
-          s += t * t;
-        }
-        full[i * n + j] = i == j ? 0 : sqrt(s);
-        if (j > i) cond[q++] = sqrt(s);
-      }
+    bad += check_cuts(&c, z, NULL, m, "condensed");
     assert_int_equal(slr_agglo_tree_dist(full, n, 1, c.w, m, z), 0);
-    bad += check_cuts(&c, z, "full");
-    assert_int_equal(slr_agglo_tree_dist(cond, n, 0, c.w, m, z), 0);
-    bad += check_cuts(&c, z, "condensed");
-    /* and the CSR form (every column stored, in reverse order) */
+    bad += check_cuts(&c, z, NULL, m, "full");
+    /* the sparse cut on the points moved to the positive orthant (a
+     * translation keeps every distance), every column stored */
+    double lo = 0;
+    for (int64_t i = 0; i < n * c.d; i++)
+      if (c.x[i] < lo) lo = c.x[i];
     int64_t *indptr = malloc((size_t)(n + 1) * sizeof(int64_t));
     int32_t *indices = malloc((size_t)(n * c.d) * sizeof(int32_t));
     double *values = malloc((size_t)(n * c.d) * sizeof(double));
     for (int64_t i = 0; i <= n; i++) indptr[i] = i * c.d;
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t e = 0; e < c.d; e++) {
-        indices[i * c.d + e] = (int32_t)(c.d - 1 - e);
-        values[i * c.d + e] = c.x[i * c.d + c.d - 1 - e];
-      }
-    assert_int_equal(slr_agglo_tree_csr(indptr, indices, values, n, c.d, c.w, m, z), 0);
-    bad += check_cuts(&c, z, "csr");
+    for (int64_t i = 0; i < n * c.d; i++) {
+      indices[i] = (int32_t)(i % c.d);
+      values[i] = c.x[i] - lo + 1;
+    }
+    const slr_sparse_points xs = {n, c.d, indptr, indices, values, c.w, -1};
+    bad += check_cuts(&c, NULL, &xs, m, "sparse");
     free(indptr);
     free(indices);
     free(values);
@@ -189,135 +191,240 @@ static void test_against_scipy(void **state) {
   assert_int_equal(bad, 0);
 }
 
-/* a point of weight w equals w unit-weight copies (above height 0) */
-static void test_weights_are_copies(void **state) {
-  const int64_t n = 25, d = 3;
+/* Random soft-label-like points (1 to 4 non-zeros among d columns, one
+ * large value, small others), in CSR form with sorted columns, and dense. */
+typedef struct {
+  int64_t n, d;
+  int64_t *indptr, *w;
+  int32_t *indices;
+  double *values, *dense;
+} pts;
+
+static void make_points(pts *x, int64_t n, int64_t d, uint64_t seed, int weighted) {
   slr_rng r;
-  slr_rng_init(&r, 5, 0, 0);
-  double x[25 * 3];
-  int64_t w[25], ne = 0;
-  for (int64_t i = 0; i < n * d; i++) x[i] = slr_rng_normal(&r);
-  for (int64_t i = 0; i < n; i++) ne += w[i] = 1 + (int64_t)slr_rng_below(&r, 3);
-  double *xe = malloc((size_t)(ne * d) * sizeof(double));
-  int64_t *owner = malloc((size_t)ne * sizeof(int64_t));
-  for (int64_t i = 0, e = 0; i < n; i++)
-    for (int64_t c = 0; c < w[i]; c++, e++) {
-      memcpy(xe + e * d, x + i * d, (size_t)d * sizeof(double));
-      owner[e] = i;
+  slr_rng_init(&r, seed, 0, 0);
+  x->n = n;
+  x->d = d;
+  x->dense = calloc((size_t)(n * d), sizeof(double));
+  x->indptr = malloc((size_t)(n + 1) * sizeof(int64_t));
+  x->w = malloc((size_t)n * sizeof(int64_t));
+  x->indices = malloc((size_t)(n * d) * sizeof(int32_t));
+  x->values = malloc((size_t)(n * d) * sizeof(double));
+  x->indptr[0] = 0;
+  for (int64_t i = 0; i < n; i++) {
+    x->w[i] = weighted ? 1 + (int64_t)slr_rng_below(&r, 4) : 1;
+    const int64_t nz = 1 + (int64_t)slr_rng_below(&r, 4);
+    /* clustered columns: points near each other share columns */
+    const int64_t base = (int64_t)slr_rng_below(&r, (uint64_t)d);
+    for (int64_t e = 0; e < nz; e++) {
+      const int64_t col = (base + (int64_t)slr_rng_below(&r, 3)) % d;
+      x->dense[i * d + col] += e == 0 ? 0.3 + 0.5 * slr_rng_uniform_double(&r)
+                                      : 0.3 * slr_rng_uniform_double(&r);
     }
-  slr_merge *z = malloc((size_t)(ne - 1) * sizeof *z), *ze = malloc((size_t)(ne - 1) * sizeof *z);
-  int32_t lab[25], *labe = malloc((size_t)ne * sizeof(int32_t));
-  for (int m = 0; m < 4; m++) {
-    assert_int_equal(slr_agglo_tree_points(x, n, d, w, (slr_linkage)m, z), 0);
-    assert_int_equal(slr_agglo_tree_points(xe, ne, d, NULL, (slr_linkage)m, ze), 0);
-    for (int64_t k = 0; k < n - 1; k++)
-      assert_true(fabs(z[k].height - ze[ne - n + k].height) <= 1e-9 * ze[ne - n + k].height);
-    for (int64_t kmax = 1; kmax <= n; kmax += 3) {
-      int64_t k1, k2;
-      assert_int_equal(slr_agglo_cut_maxclust(z, n, w, kmax, lab, &k1), 0);
-      assert_int_equal(slr_agglo_cut_maxclust(ze, ne, NULL, kmax, labe, &k2), 0);
-      assert_int_equal(k1, k2);
-      for (int64_t e = 0; e < ne; e++) assert_int_equal(lab[owner[e]], labe[e]);
-    }
+    int64_t p = x->indptr[i];
+    for (int64_t col = 0; col < d; col++)
+      if (x->dense[i * d + col] != 0) {
+        x->indices[p] = (int32_t)col;
+        x->values[p++] = x->dense[i * d + col];
+      }
+    x->indptr[i + 1] = p;
   }
-  free(xe);
-  free(owner);
-  free(z);
-  free(ze);
-  free(labe);
 }
 
-/* sparse soft-label-like points: the CSR form equals the dense form */
-static void test_csr_sparse(void **state) {
-  const int64_t n = 300, d = 60;
-  slr_rng r;
-  slr_rng_init(&r, 9, 0, 0);
-  double *x = calloc((size_t)(n * d), sizeof(double));
-  int64_t *indptr = malloc((size_t)(n + 1) * sizeof(int64_t)), w[300];
-  int32_t *indices = malloc((size_t)(n * d) * sizeof(int32_t));
-  double *values = malloc((size_t)(n * d) * sizeof(double));
-  indptr[0] = 0;
-  for (int64_t i = 0; i < n; i++) {
-    w[i] = 1 + (int64_t)slr_rng_below(&r, 4);
-    int64_t nz = 1 + (int64_t)slr_rng_below(&r, 4);
-    for (int64_t e = 0; e < nz; e++) {
-      int64_t col = (int64_t)slr_rng_below(&r, (uint64_t)d);
-      x[i * d + col] += e == 0 ? 0.7 : 0.3 * slr_rng_uniform_double(&r);
+static void free_points(pts *x) {
+  free(x->dense);
+  free(x->indptr);
+  free(x->w);
+  free(x->indices);
+  free(x->values);
+}
+
+/* A plain dense distance, the test's own. */
+static double dense_dist(const double *a, const double *b, int64_t d, slr_agglo_metric m) {
+  double sa = 0, sb = 0, na = 0, nb = 0, dot = 0, r = 0;
+  for (int64_t c = 0; c < d; c++) {
+    sa += a[c];
+    sb += b[c];
+    na += a[c] * a[c];
+    nb += b[c] * b[c];
+    dot += a[c] * b[c];
+  }
+  for (int64_t c = 0; c < d; c++) {
+    const double p = a[c] / sa, q = b[c] / sb, mid = 0.5 * (p + q);
+    switch (m) {
+      case SLR_AGGLO_EUCLIDEAN: r += (a[c] - b[c]) * (a[c] - b[c]); break;
+      case SLR_AGGLO_HELLINGER: r += 0.5 * (sqrt(p) - sqrt(q)) * (sqrt(p) - sqrt(q)); break;
+      case SLR_AGGLO_JENSEN_SHANNON:
+        r += (p > 0 ? p * log(p / mid) : 0) + (q > 0 ? q * log(q / mid) : 0);
+        break;
+      case SLR_AGGLO_COSINE: break;
     }
-    int64_t p = indptr[i];
-    for (int64_t col = d - 1; col >= 0; col--)
-      if (x[i * d + col] != 0) {
-        indices[p] = (int32_t)col;
-        values[p++] = x[i * d + col];
+  }
+  if (m == SLR_AGGLO_COSINE) return fmax(0.0, 1 - dot / sqrt(na * nb));
+  if (m == SLR_AGGLO_JENSEN_SHANNON) return sqrt(fmax(0.0, r) / (2 * log(2.0)));
+  return sqrt(r);
+}
+
+/* Same partition (labels by first appearance on both sides). */
+static int same_partition(const int32_t *a, const int32_t *b, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
+}
+
+/* The sparse cut equals the dense tree + cut for every linkage, distance
+ * and threshold, including thresholds where points without a shared column
+ * are within reach (Euclidean) and where everything merges. */
+static void test_sparse_vs_dense(void **state) {
+  const double ts[] = {0.05, 0.2, 0.35, 0.5, 0.7, 0.9, 1.3, 3.0};
+  int checked = 0, bad = 0;
+  for (int set = 0; set < 3; set++) {
+    pts x;
+    make_points(&x, set == 2 ? 40 : 160, set == 1 ? 12 : 60, 100 + (uint64_t)set, set != 1);
+    const int64_t n = x.n;
+    /* the sparse search always (dense_max -1), and with the default */
+    slr_sparse_points xs = {n, x.d, x.indptr, x.indices, x.values, x.w, -1};
+    double *cond = malloc((size_t)(n * (n - 1) / 2) * sizeof(double));
+    slr_merge *z = malloc((size_t)n * sizeof *z);
+    int32_t *l1 = malloc((size_t)n * sizeof(int32_t)), *l2 = malloc((size_t)n * sizeof(int32_t));
+    for (int metric = 0; metric < 4; metric++) {
+      for (int64_t i = 0, q = 0; i < n; i++)
+        for (int64_t j = i + 1; j < n; j++)
+          cond[q++] = dense_dist(x.dense + i * x.d, x.dense + j * x.d, x.d, (slr_agglo_metric)metric);
+      for (int m = 0; m < 4; m++) {
+        if (m == SLR_LINKAGE_WARD && (metric == SLR_AGGLO_COSINE || metric == SLR_AGGLO_JENSEN_SHANNON))
+          continue;
+        if (slr_agglo_tree_dist(cond, n, 0, x.w, (slr_linkage)m, z)) fail_msg("%s", slr_error_text());
+        for (size_t k = 0; k < sizeof ts / sizeof *ts; k++) {
+          int64_t k1, k2, k3;
+          assert_int_equal(slr_agglo_cut_distance(z, n, ts[k], l1, &k1), 0);
+          xs.dense_max = -1;
+          assert_int_equal(slr_agglo_cut_sparse(&xs, (slr_linkage)m, (slr_agglo_metric)metric,
+                                                ts[k], l2, &k2), 0);
+          checked++;
+          int same = k1 == k2 && same_partition(l1, l2, n);
+          xs.dense_max = 0;
+          assert_int_equal(slr_agglo_cut_sparse(&xs, (slr_linkage)m, (slr_agglo_metric)metric,
+                                                ts[k], l2, &k3), 0);
+          same &= k1 == k3 && same_partition(l1, l2, n);
+          if (!same) {
+            printf("set %d %s %s t=%g: %lld clusters dense, %lld sparse\n", set,
+                   slr_agglo_metric_name((slr_agglo_metric)metric),
+                   slr_linkage_name((slr_linkage)m), ts[k], (long long)k1, (long long)k2);
+            bad++;
+          }
+        }
       }
-    indptr[i + 1] = p;
-  }
-  slr_merge *z1 = malloc((size_t)n * sizeof *z1), *z2 = malloc((size_t)n * sizeof *z2);
-  int32_t l1[300], l2[300];
-  for (int m = 0; m < 4; m++) {
-    assert_int_equal(slr_agglo_tree_points(x, n, d, w, (slr_linkage)m, z1), 0);
-    assert_int_equal(slr_agglo_tree_csr(indptr, indices, values, n, d, w, (slr_linkage)m, z2), 0);
-    for (int64_t k = 0; k < n - 1; k++)
-      assert_true(fabs(z1[k].height - z2[k].height) <= 1e-12 * (1 + z1[k].height));
-    for (int64_t kmax = 2; kmax < n; kmax *= 3) {
-      int64_t k1, k2;
-      assert_int_equal(slr_agglo_cut_maxclust(z1, n, w, kmax, l1, &k1), 0);
-      assert_int_equal(slr_agglo_cut_maxclust(z2, n, w, kmax, l2, &k2), 0);
-      assert_int_equal(k1, k2);
-      assert_memory_equal(l1, l2, sizeof l1);
     }
+    free(cond);
+    free(z);
+    free(l1);
+    free(l2);
+    free_points(&x);
   }
-  free(x);
+  assert_int_equal(checked, 3 * 14 * 8);
+  assert_int_equal(bad, 0);
+}
+
+/* a point of weight w equals w unit-weight copies */
+static void test_weights_are_copies(void **state) {
+  pts x;
+  make_points(&x, 30, 10, 5, 1);
+  int64_t ne = 0;
+  for (int64_t i = 0; i < x.n; i++) ne += x.w[i];
+  int64_t *indptr = malloc((size_t)(ne + 1) * sizeof(int64_t)), *owner = malloc((size_t)ne * 8);
+  int32_t *indices = malloc((size_t)(ne * x.d) * sizeof(int32_t));
+  double *values = malloc((size_t)(ne * x.d) * sizeof(double));
+  indptr[0] = 0;
+  for (int64_t i = 0, e = 0; i < x.n; i++)
+    for (int64_t c = 0; c < x.w[i]; c++, e++) {
+      const int64_t len = x.indptr[i + 1] - x.indptr[i];
+      memcpy(indices + indptr[e], x.indices + x.indptr[i], (size_t)len * sizeof(int32_t));
+      memcpy(values + indptr[e], x.values + x.indptr[i], (size_t)len * sizeof(double));
+      indptr[e + 1] = indptr[e] + len;
+      owner[e] = i;
+    }
+  const slr_sparse_points xs = {x.n, x.d, x.indptr, x.indices, x.values, x.w, -1};
+  const slr_sparse_points xe = {ne, x.d, indptr, indices, values, NULL, -1};
+  int32_t lab[30], *labe = malloc((size_t)ne * sizeof(int32_t));
+  for (int metric = 0; metric < 4; metric++)
+    for (int m = 0; m < 4; m++) {
+      if (m == SLR_LINKAGE_WARD && (metric == SLR_AGGLO_COSINE || metric == SLR_AGGLO_JENSEN_SHANNON))
+        continue;
+      for (double t = 0.1; t < 1.5; t += 0.2) {
+        int64_t k1, k2;
+        assert_int_equal(slr_agglo_cut_sparse(&xs, (slr_linkage)m, (slr_agglo_metric)metric, t,
+                                              lab, &k1), 0);
+        assert_int_equal(slr_agglo_cut_sparse(&xe, (slr_linkage)m, (slr_agglo_metric)metric, t,
+                                              labe, &k2), 0);
+        assert_int_equal(k1, k2);
+        for (int64_t e = 0; e < ne; e++) assert_int_equal(lab[owner[e]], labe[e]);
+      }
+    }
   free(indptr);
+  free(owner);
   free(indices);
   free(values);
-  free(z1);
-  free(z2);
+  free(labe);
+  free_points(&x);
 }
 
 static void test_errors(void **state) {
-  double x[6] = {0, 1, 2, 3, 4, 5};
-  int64_t w[3] = {1, 0, 2};
   slr_merge z[2];
   int32_t lab[3];
-  assert_int_equal(slr_agglo_tree_points(x, 3, 2, w, SLR_LINKAGE_AVERAGE, z), SLR_ERR);
-  assert_non_null(strstr(slr_error_text(), "weight of point 1"));
-  x[3] = NAN;
-  assert_int_equal(slr_agglo_tree_points(x, 3, 2, NULL, SLR_LINKAGE_AVERAGE, z), SLR_ERR);
-  assert_non_null(strstr(slr_error_text(), "point 1 is not finite"));
-  double huge[4] = {1e300, 0, -1e300, 0};
-  assert_int_equal(slr_agglo_tree_points(huge, 2, 2, NULL, SLR_LINKAGE_SINGLE, z), SLR_ERR);
-  assert_non_null(strstr(slr_error_text(), "points 0 and 1 is not finite"));
   double dist[3] = {1, -2, 3};
   assert_int_equal(slr_agglo_tree_dist(dist, 3, 0, NULL, SLR_LINKAGE_SINGLE, z), SLR_ERR);
   assert_non_null(strstr(slr_error_text(), "distance (0, 2)"));
+  int64_t w[3] = {1, 0, 2};
   dist[1] = 2;
+  assert_int_equal(slr_agglo_tree_dist(dist, 3, 0, w, SLR_LINKAGE_SINGLE, z), SLR_ERR);
+  assert_non_null(strstr(slr_error_text(), "weight of point 1"));
   assert_int_equal(slr_agglo_tree_dist(dist, 3, 0, NULL, SLR_LINKAGE_SINGLE, z), 0);
   assert_int_equal(slr_agglo_cut_distance(z, 3, -1, lab, NULL), SLR_ERR);
-  assert_int_equal(slr_agglo_cut_maxclust(z, 3, NULL, 0, lab, NULL), SLR_ERR);
-  /* CSR: a column twice in a row, a column out of range */
+  /* sparse: a column twice, out of order, out of range, a negative value,
+   * an empty row, Ward with cosine */
   int64_t indptr[3] = {0, 2, 3};
   int32_t indices[3] = {1, 1, 0};
   double values[3] = {1, 2, 3};
-  assert_int_equal(slr_agglo_tree_csr(indptr, indices, values, 2, 2, NULL, SLR_LINKAGE_WARD, z),
+  slr_sparse_points x = {2, 2, indptr, indices, values, NULL, 0};
+  assert_int_equal(slr_agglo_cut_sparse(&x, SLR_LINKAGE_WARD, SLR_AGGLO_EUCLIDEAN, 1, lab, NULL),
                    SLR_ERR);
-  assert_non_null(strstr(slr_error_text(), "CSR row 0 has column 1 twice"));
-  indices[1] = 0;
+  assert_non_null(strstr(slr_error_text(), "CSR row 0 has column 1 out of order or twice"));
+  indices[0] = 0;
   indices[2] = 2;
-  assert_int_equal(slr_agglo_tree_csr(indptr, indices, values, 2, 2, NULL, SLR_LINKAGE_WARD, z),
+  assert_int_equal(slr_agglo_cut_sparse(&x, SLR_LINKAGE_WARD, SLR_AGGLO_EUCLIDEAN, 1, lab, NULL),
                    SLR_ERR);
   assert_non_null(strstr(slr_error_text(), "CSR row 1 has column 2 out of range"));
   indices[2] = 1;
-  assert_int_equal(slr_agglo_tree_csr(indptr, indices, values, 2, 2, NULL, SLR_LINKAGE_WARD, z), 0);
-  /* (2, 1) and (0, 3) */
-  assert_true(fabs(z[0].height - sqrt(8)) < 1e-15);
+  values[2] = -1;
+  assert_int_equal(slr_agglo_cut_sparse(&x, SLR_LINKAGE_WARD, SLR_AGGLO_EUCLIDEAN, 1, lab, NULL),
+                   SLR_ERR);
+  assert_non_null(strstr(slr_error_text(), "coordinate 1 of point 1 is -1"));
+  values[2] = 3;
+  assert_int_equal(slr_agglo_cut_sparse(&x, SLR_LINKAGE_WARD, SLR_AGGLO_COSINE, 1, lab, NULL),
+                   SLR_ERR_CONFIG);
+  assert_non_null(strstr(slr_error_text(), "ward linkage needs a Euclidean distance"));
+  /* (1, 2) and (0, 3): Ward height sqrt(2) */
+  int64_t k;
+  assert_int_equal(slr_agglo_cut_sparse(&x, SLR_LINKAGE_WARD, SLR_AGGLO_EUCLIDEAN, 1.414, lab, &k),
+                   0);
+  assert_int_equal(k, 2);
+  assert_int_equal(slr_agglo_cut_sparse(&x, SLR_LINKAGE_WARD, SLR_AGGLO_EUCLIDEAN, 1.415, lab, &k),
+                   0);
+  assert_int_equal(k, 1);
+  indptr[2] = 2;
+  assert_int_equal(slr_agglo_cut_sparse(&x, SLR_LINKAGE_SINGLE, SLR_AGGLO_EUCLIDEAN, 1, lab, NULL),
+                   SLR_ERR);
+  assert_non_null(strstr(slr_error_text(), "CSR row 1 is empty"));
   slr_linkage m;
   assert_int_equal(slr_linkage_parse("median", &m), SLR_ERR_CONFIG);
   assert_non_null(strstr(slr_error_text(), "\"median\""));
+  slr_agglo_metric dm;
+  assert_int_equal(slr_agglo_metric_parse("manhattan", &dm), SLR_ERR_CONFIG);
+  assert_non_null(strstr(slr_error_text(), "\"manhattan\""));
   /* one point: one cluster */
-  assert_int_equal(slr_agglo_tree_points(x, 1, 2, NULL, SLR_LINKAGE_WARD, z), 0);
-  int64_t k;
-  assert_int_equal(slr_agglo_cut_distance(z, 1, 0.5, lab, &k), 0);
+  x.n = 1;
+  assert_int_equal(slr_agglo_cut_sparse(&x, SLR_LINKAGE_WARD, SLR_AGGLO_EUCLIDEAN, 0.5, lab, &k), 0);
   assert_int_equal(k, 1);
   assert_int_equal(lab[0], 0);
 }
@@ -326,7 +433,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_against_scipy),
       cmocka_unit_test(test_weights_are_copies),
-      cmocka_unit_test(test_csr_sparse),
+      cmocka_unit_test(test_sparse_vs_dense),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
