@@ -60,8 +60,7 @@ runs=("$out/pretrain")
 for mode in $modes; do
   echo "== adapt to the target domain, refine: $mode ($ranks ranks)"
   "${mpirun[@]}" "$slr" train --config configs/demo.yaml --out "$out/$mode" \
-    --set "train.stages=[adapt]" --set "model.pretrained=$out/pretrain/pretrain.h5" --set "refine.mode=$mode" \
-    --set solver.lr=3.5e-4
+    --set "train.stages=[adapt]" --set "model.pretrained=$out/pretrain/pretrain.h5" --set "refine.mode=$mode"
   case "$mode" in
     none) names+=(baseline) ;;
     hierarchical) names+=(SLR) ;;

@@ -23,7 +23,7 @@ done
 packages=(build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin libscalapack-openmpi-dev
   libhdf5-openmpi-dev hdf5-tools libopenblas-dev
-  libjpeg-dev libpng-dev libyaml-dev libcmocka-dev libdnnl-dev)
+  libjpeg-dev libpng-dev libyaml-dev libjson-c-dev libcmocka-dev libdnnl-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,6 @@
-/* cluster: distances and exact k nearest neighbours (ScaLAPACK psgemm on
- * the BLACS grid, in panels), the k-reciprocal Jaccard distance (sparse),
+/* cluster: exact k nearest neighbours (sgemm tiles on a ring of the ranks,
+ * pruned by a bound from the principal axes), the k-reciprocal Jaccard
+ * distance (sparse),
  * DBSCAN on sparse neighbourhoods (distributed), and agglomerative
  * clustering of weighted points for the SLR step. */
 #ifndef SLR_CLUSTER_H
@@ -33,6 +34,18 @@ extern "C" {
  * row, on a non-finite value or a zero row. Local (agree afterwards). */
 int slr_l2_normalize(float *x, int64_t nrows, int64_t d, int64_t row0);
 
+/* What one slr_knn_compute call did (rank-local). */
+typedef struct {
+  int pruned;          /* 1: the pruned product ran (0: the full one) */
+  double est_scored;   /* the estimated fraction of pairs to score exactly (0 when
+                          no basis was made) */
+  int64_t pairs;       /* pairs of rows this rank met (a symmetric pair once) */
+  int64_t scored;      /* of those, pairs given an exact inner product */
+  int64_t bytes_sent;  /* bytes this rank sent (collectives: its own part to each
+                          other rank) */
+  double t_basis;      /* seconds for the principal axes and the coordinates */
+} slr_knn_stats;
+
 /* The exact k nearest neighbours of this rank's rows among all n rows (the
  * row itself included, so it is usually the first). */
 typedef struct {
@@ -44,21 +57,52 @@ typedef struct {
   float *sim;     /* (nrows, k) inner products f_i . f_j, same order */
   float *smin;    /* (nrows) smallest inner product of the row with any row
                      (the farthest item), when asked for; else NULL */
+  slr_knn_stats stats;
 } slr_knn;
+
+typedef enum {
+  SLR_KNN_AUTO = 0,  /* pruned when n >= 4096 and d >= 4 (p + 1), with the fallback */
+  SLR_KNN_FULL,      /* the full product */
+  SLR_KNN_PRUNED,    /* pruned whatever the size (still with the fallback) */
+} slr_knn_method;
 
 /* Options of slr_knn_compute; zero-initialised means the defaults. */
 typedef struct {
-  int tile;       /* rows/columns of one product tile (default 1024) */
-  int farthest;   /* also fill smin (used by the test-time re-ranking) */
+  int tile;            /* rows/columns of one product tile (default 1024) */
+  int farthest;        /* also fill smin (used by the test-time re-ranking; needs
+                          the full product) */
+  slr_knn_method method;
+  int dims;            /* principal axes p of the bound (default 64 for d >= 1024,
+                          else 32) */
+  double max_scored;   /* fall back to the full product when more than this
+                          fraction of pairs would be scored exactly (0.05) */
 } slr_knn_opts;
 
-/* Exact k nearest neighbours (1 <= k <= n). The N x N product X X^T is
- * formed tile by tile with sgemm and never stored: each rank computes its
- * rows against every block of columns, the blocks passing around a ring of
- * the ranks, each pair of blocks computed once (the product is symmetric)
- * and the running top-k lists of the other block's rows sent back to their
- * owner. Memory per rank: its rows, one visiting block (two with 4 or more
- * ranks), one tile and O(nrows k). `opts` may be NULL. Collective on comm. */
+/* Exact k nearest neighbours (1 <= k <= n). Each rank holds its rows and
+ * one visiting block (two with 4 or more ranks); the blocks pass around a
+ * ring of the ranks, each pair of blocks meets once (the product is
+ * symmetric) and the running top-k lists of the other block's rows are sent
+ * back to their owner.
+ *
+ * Full product: X X^T tile by tile with sgemm, never stored.
+ *
+ * Pruned product (the same neighbours): the p leading principal axes P of a
+ * sample of about 1024 rows (slr_pca_basis: pssyrk + pssyevd on the BLACS
+ * grid), orthonormalised in double, give every row zt = [P (x - mean),
+ * |residual|] (all-gathered: n (p + 2) floats per rank), and
+ * |zt_i - zt_j|^2 <= |x_i - x_j|^2 = 2 - 2 s(i,j). Step 0 seeds each row's
+ * bound with the exact similarities of its k best candidates by the bound
+ * in its own block; a pair is scored exactly (sdot) only when its bound is
+ * within 2 - 2 t + delta of either row's current k-th similarity t (delta =
+ * 16 d FLT_EPSILON covers float rounding of unit rows), so every skipped
+ * pair is provably farther than the k-th neighbour. Before step 0 the
+ * fraction of pairs to score is estimated on 256 rows per rank; above
+ * `max_scored` the call falls back to the full product (random features).
+ * Not used with `farthest`.
+ *
+ * Memory per rank: its rows, one or two visiting blocks, one tile, O(nrows
+ * k), and with pruning n (p + 2) floats. `opts` may be NULL. Collective on
+ * comm. */
 int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
                     int k, const slr_knn_opts *opts, slr_knn *out);
 /* Local. */
@@ -238,6 +282,51 @@ int slr_agglo_tree_dist(const double *dist, int64_t n, int full, const int64_t *
  * appearance; *nclusters = K (may be NULL). Local. */
 int slr_agglo_cut_distance(const slr_merge *z, int64_t n, double t, int32_t *labels,
                            int64_t *nclusters);
+
+/* Distances between sparse non-negative points (the SLR soft labels):
+ *   euclidean       |a - b|;
+ *   cosine          1 - a.b / (|a| |b|);
+ *   jensen_shannon  scipy's jensenshannon(a, b, base=2) on the points
+ *                   normalised to sum 1 (the square root of the
+ *                   Jensen-Shannon divergence in bits);
+ *   hellinger       |sqrt(p) - sqrt(q)| / sqrt(2) on the points p, q
+ *                   normalised to sum 1.
+ * Two points with no shared support are sqrt(|a|^2 + |b|^2) apart
+ * (euclidean) or exactly 1 apart (the other three, whose values lie in
+ * [0, 1]); points with shared support are closer than that. */
+typedef enum {
+  SLR_AGGLO_EUCLIDEAN = 0,
+  SLR_AGGLO_COSINE,
+  SLR_AGGLO_JENSEN_SHANNON,
+  SLR_AGGLO_HELLINGER,
+} slr_agglo_metric;
+
+/* "euclidean" | "cosine" | "jensen_shannon" | "hellinger"; SLR_ERR_CONFIG
+ * naming the value otherwise. Local. */
+int slr_agglo_metric_parse(const char *name, slr_agglo_metric *out);
+const char *slr_agglo_metric_name(slr_agglo_metric metric);
+
+/* Sparse non-negative weighted points in CSR form: row i has the values
+ * values[indptr[i] .. indptr[i+1]) at the columns indices[...] (ascending,
+ * 0 <= column < d), each row non-empty; w[i] >= 1 (NULL = all 1). */
+typedef struct {
+  int64_t n, d;
+  const int64_t *indptr;
+  const int32_t *indices;
+  const double *values;
+  const int64_t *w;
+} slr_sparse_points;
+
+/* The flat clusters of linkage(metric) + fcluster(t, 'distance') on the
+ * expanded points (as slr_agglo_tree_dist + slr_agglo_cut_distance on the
+ * distances of `metric`), computed without an n x n matrix (see
+ * docs/eval.md). labels (n) are numbered 0..K-1 in the order of first
+ * appearance; *nclusters = K (may be NULL). Ward needs the euclidean or the
+ * hellinger distance (both are Euclidean distances between points).
+ * Errors: bad CSR, a non-finite or negative value, an empty row, t < 0, Ward
+ * with cosine or jensen_shannon. Local. */
+int slr_agglo_cut_sparse(const slr_sparse_points *x, slr_linkage method, slr_agglo_metric metric,
+                         double t, int32_t *labels, int64_t *nclusters);
 
 /* fcluster(Z, kmax, 'maxclust') on the expanded points (kmax >= 1): at most
  * kmax clusters, cut at the lowest merge height scipy's search settles on.

@@ -1,12 +1,15 @@
 /* core: errors and checking macros, collective agreement on failure,
- * logging, progress lines, timers, an arena allocator, counter-based random
- * numbers (Philox4x32-10) and the thread setting.
+ * logging, progress lines, the clock, counter-based random numbers
+ * (Philox4x32-10), finite-value checks and the thread setting.
  *
  * Error model: a function returns 0 on success or an slr_err code; the
- * message of the most recent error (with rank, file and line) is kept per
- * thread and read with slr_error_message(). Before a collective that follows
- * a step that can fail on some ranks only, the ranks agree with slr_agree(),
- * so that no rank waits forever for one that gave up. */
+ * message of the most recent error (with the rank) is kept per thread and
+ * read with slr_error_message(); the source location where it was raised is
+ * kept apart (slr_error_location(), and the debug log), so that users never
+ * see it. Before a collective that follows a step that can fail on some
+ * ranks only, the ranks agree with slr_agree(), so that no rank waits
+ * forever for one that gave up. A failing MPI call itself (SLR_MPI) stops
+ * every rank: a broken communicator cannot agree on anything. */
 #ifndef SLR_CORE_H
 #define SLR_CORE_H
 
@@ -41,13 +44,17 @@ enum {
 };
 
 /* Record an error and return `code`. The message is prefixed with
- * "[rank r] file:line: " when `file` is not NULL. Local. */
+ * "[rank r] " when `file` is not NULL; file and line are kept for
+ * slr_error_location() and logged at debug level. Local. */
 int slr_error_set(int code, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* The message of the last error recorded on this thread ("" if none). Local. */
 const char *slr_error_message(void);
-/* The message without the "[rank r] file:line: " prefix. Local. */
+/* The message without the "[rank r] " prefix. Local. */
 const char *slr_error_text(void);
+/* "src/io/h5.c:142" of the last error raised with SLR_FAIL on this thread,
+ * "" if none (for debugging; never part of a user-facing message). Local. */
+const char *slr_error_location(void);
 void slr_error_clear(void);
 /* Map an slr_err to the command's exit code. Local. */
 int slr_exit_code(int err);
@@ -61,26 +68,34 @@ int slr_exit_code(int err);
     if (slr_rc_ != 0) return slr_rc_;                                          \
   } while (0)
 
+/* After an agreement, a failure jumps to the caller's cleanup label instead of
+ * returning (SLR_TRY there would leak what the function holds):
+ *   rc = slr_agree(comm, rc); SLR_AGREED(rc, done); ... done: free(...); */
+#define SLR_AGREED(rc, label)                                                  \
+  do {                                                                         \
+    if ((rc) != 0) goto label;                                                 \
+  } while (0)
+/* Agree on `rc` over comm and jump to `label` on failure. Collective. */
+#define SLR_AGREE_GOTO(comm, rc, label)                                        \
+  do {                                                                         \
+    (rc) = slr_agree((comm), (rc));                                            \
+    if ((rc) != 0) goto label;                                                 \
+  } while (0)
+
 /* Checked calls: each records rank, file and line and returns SLR_ERR. */
-int slr_error_mpi(int mpirc, const char *call, const char *file, int line);
 int slr_error_errno(const char *call, const char *file, int line);
-int slr_error_hdf5(const char *call, const char *file, int line);
+int slr_error_mpi(int mpirc, const char *call, const char *file, int line);
+/* A failed MPI call: prints the error (call and MPI's message) and stops
+ * every rank with MPI_Abort, exit code 1. An MPI call that fails leaves its
+ * communicator unusable for an agreement, so returning on the failing rank
+ * alone would leave the others waiting in the next collective. Local. */
+_Noreturn void slr_error_mpi_fatal(int mpirc, const char *call, const char *file, int line);
 
 #define SLR_MPI(call)                                                          \
   do {                                                                         \
     int slr_mrc_ = (call);                                                     \
     if (slr_mrc_ != MPI_SUCCESS)                                               \
-      return slr_error_mpi(slr_mrc_, #call, __FILE__, __LINE__);               \
-  } while (0)
-/* libc calls that return -1 (or NULL through SLR_SYS_PTR) and set errno. */
-#define SLR_SYS(call)                                                          \
-  do {                                                                         \
-    if ((call) == -1) return slr_error_errno(#call, __FILE__, __LINE__);       \
-  } while (0)
-/* HDF5 calls that return a negative value on failure. */
-#define SLR_H5(call)                                                           \
-  do {                                                                         \
-    if ((call) < 0) return slr_error_hdf5(#call, __FILE__, __LINE__);          \
+      slr_error_mpi_fatal(slr_mrc_, #call, __FILE__, __LINE__);                \
   } while (0)
 /* Allocation: `ptr = malloc(bytes)`, returns SLR_ERR_NOMEM on failure. */
 #define SLR_ALLOC(ptr, bytes)                                                  \
@@ -119,6 +134,17 @@ void slr_log(slr_log_level level, const char *fmt, ...)
 /* Log from every rank regardless of the setting (prefixed). Local. */
 void slr_log_rank(slr_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The run log: rank 0's log lines and progress lines (plain, at the
+ * progress interval) are also appended to `path`, one line each, prefixed
+ * with an ISO-8601 timestamp ("2026-12-01T09:52:42+0000"). Opening another
+ * file closes the first; on ranks other than 0 it does nothing. main()
+ * writes the final error line and closes the file at exit. Local: only rank
+ * 0 opens, so the caller agrees the result (slr_agree) before going on. */
+int slr_log_file_open(const char *path);
+void slr_log_file_close(void);
+/* Append text to the log file only (each of its lines timestamped); nothing
+ * without an open file. Local. */
+void slr_log_file_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define slr_info(...) slr_log(SLR_LOG_INFO, __VA_ARGS__)
 #define slr_warn(...) slr_log(SLR_LOG_WARN, __VA_ARGS__)
 #define slr_debug(...) slr_log(SLR_LOG_DEBUG, __VA_ARGS__)
@@ -135,6 +161,7 @@ typedef struct {
   int64_t done;
   double t_start;
   double t_last_print;
+  double t_last_file;
   double interval;
   int tty;
   int active; /* rank 0 and logging at info level */
@@ -147,48 +174,26 @@ void slr_progress_begin(slr_progress *p, const char *label, int64_t total,
                         const char *unit, double interval);
 void slr_progress_update(slr_progress *p, int64_t done);
 void slr_progress_end(slr_progress *p);
+/* The whole run's work, for the run ETA that progress lines append
+ * ("; run 34%, ETA 1h02m"): total and done in any unit (training steps,
+ * say), reported as often as the caller likes (each step). The rate is
+ * measured from the first report, so a resumed run reports what its
+ * checkpoint had done first. Local (rank 0's values are printed). */
+void slr_run_progress_set(double total, double done);
+void slr_run_progress_clear(void);
+/* The run ETA in seconds (-1: no rate yet) and the fraction done; 0 when
+ * no run work is set. Local. */
+int slr_run_eta(double *eta_s, double *fraction);
 /* Formats an ETA/duration in seconds as "1h02m03s". Local. */
 void slr_format_duration(double seconds, char *buf, size_t len);
 
-/* ---- timers ---------------------------------------------------------------- */
+/* ---- clock ------------------------------------------------------------------ */
 
 /* Monotonic wall time in seconds. Local. */
 double slr_now(void);
 
-typedef struct {
-  double total;
-  double started;
-  int64_t count;
-} slr_timer;
-static inline void slr_timer_start(slr_timer *t) { t->started = slr_now(); }
-static inline void slr_timer_stop(slr_timer *t) {
-  t->total += slr_now() - t->started;
-  t->count++;
-}
-
 /* Peak resident set size of this process in bytes (from getrusage). Local. */
 int64_t slr_peak_rss(void);
-
-/* ---- arena ------------------------------------------------------------------ */
-
-/* A bump allocator over one block. Plan a set of buffers once with a
- * measuring arena (base NULL, which only counts), then allocate the block
- * and carve the same buffers from it. */
-typedef struct {
-  char *base;
-  size_t size;
-  size_t used;
-  size_t peak;
-  int owns;
-} slr_arena;
-
-int slr_arena_init(slr_arena *a, size_t bytes); /* bytes 0: measuring arena */
-void slr_arena_free(slr_arena *a);
-/* 64-byte aligned; NULL from a measuring arena (which still counts) or
- * when the block is exhausted (recorded as an error). Local. */
-void *slr_arena_alloc(slr_arena *a, size_t bytes);
-static inline size_t slr_arena_mark(const slr_arena *a) { return a->used; }
-static inline void slr_arena_reset(slr_arena *a, size_t mark) { a->used = mark; }
 
 /* ---- random numbers -------------------------------------------------------- */
 
@@ -243,6 +248,20 @@ int slr_stop_signal(void);
 int slr_stop_agree(MPI_Comm comm);
 /* Forget a received request (tests). Local. */
 void slr_stop_reset(void);
+
+/* ---- finite values ------------------------------------------------------------ */
+
+/* Index of the first element of x[0..n) that is NaN or infinite, -1 if all
+ * are finite. Local. */
+int64_t slr_first_nonfinite_f32(const float *x, int64_t n);
+int64_t slr_first_nonfinite_f64(const double *x, int64_t n);
+/* Whether x[0..n) on every rank of comm is finite; 0 if so. Otherwise an
+ * SLR_ERR_INPUT error naming `what` (e.g. "F.h5: dataset /features"), the
+ * global row (row0 + index / row_len) and the value, agreed on every rank.
+ * row_len is the number of elements in a row (1 for a vector). Collective
+ * on comm. */
+int slr_check_finite_f32(MPI_Comm comm, const float *x, int64_t n, int64_t row0,
+                         int64_t row_len, const char *what);
 
 /* ---- small helpers ---------------------------------------------------------- */
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "slr/config.h"
+#include "slr/dist.h"
 #include "slr/core.h"
 
 #ifdef __cplusplus
@@ -74,10 +75,17 @@ typedef struct {
 void slr_image_free(slr_image *im);
 /* An h x w RGB image (data uninitialised). Local. */
 int slr_image_alloc(slr_image *im, int h, int w);
+/* The largest image decoded, in pixels (width x height): PIL's default
+ * Image.MAX_IMAGE_PIXELS. A file whose header declares more is refused
+ * before anything is allocated for its pixels (a decompression bomb: a few
+ * hundred bytes can declare 65000 x 65000). Person crops are far smaller. */
+#define SLR_IMAGE_MAX_PIXELS 89478485LL
+
 /* Decode a JPEG (libjpeg-turbo, default IDCT and fancy upsampling as PIL) or
  * PNG file (by its signature) to RGB. Grey and palette images are expanded,
  * alpha is dropped, 16-bit samples are cut to 8. A missing, unreadable,
- * corrupt or truncated file is SLR_ERR_INPUT naming the file. Local. */
+ * corrupt or truncated file, or one larger than SLR_IMAGE_MAX_PIXELS, is
+ * SLR_ERR_INPUT naming the file. Local. */
 int slr_image_read(const char *path, slr_image *im);
 int slr_image_decode(const uint8_t *buf, size_t len, const char *name, slr_image *im);
 /* Encoders to memory (*buf malloc'ed) and to files (atomically). Local. */
@@ -193,13 +201,9 @@ void slr_id_sampler_free(slr_id_sampler *s);
  * rank). */
 void slr_id_sampler_batch(const slr_id_sampler *s, uint64_t seed, int64_t epoch, int64_t step,
                           int64_t *out);
-/* The slice of a global batch of `global` samples that `rank` loads:
- * contiguous and balanced (slr_shard_rows). Local. */
-void slr_batch_slice(int64_t global, int rank, int size, int64_t *pos0, int64_t *count);
-
-/* Sequential sharding for feature extraction: each of n images exactly once
- * over all ranks, in order; rank r owns [first, first + count). Local. */
-void slr_seq_shard(int64_t n, int rank, int size, int64_t *first, int64_t *count);
+/* Global batches, and the images of a split for feature extraction, are
+ * sharded over the ranks by slr_shard_rows (dist.h): contiguous, balanced,
+ * in rank order. */
 
 /* Decode every image of a split, each rank its sequential shard. A bad file
  * stops with SLR_ERR_INPUT naming it (agreed, so no rank hangs), or with
@@ -219,7 +223,7 @@ typedef struct slr_loader slr_loader;
 int slr_loader_create(slr_loader **out, slr_batcher *b, const slr_id_sampler *s, uint64_t seed,
                       int rank, int size, int workers, int depth);
 /* Extraction loader: this rank's images [first, first + count) of the
- * batcher's split (slr_seq_shard) in batches of `batch` in order, with the
+ * batcher's split (slr_shard_rows) in batches of `batch` in order, with the
  * test transform; batch i is requested as (epoch 0, step i) with
  * steps_per_epoch = slr_loader_steps(l). Local. */
 int slr_loader_create_seq(slr_loader **out, slr_batcher *b, int64_t first, int64_t count,
@@ -250,6 +254,8 @@ typedef struct {
   double difficulty; /* 0..1: look-alikes, occlusion, blur, jitter */
   slr_synth_style style;
   double train_frac; /* share of identities used for training (rest: query/gallery) */
+  double gain;       /* multiplies every camera's brightness (1: as the style draws it) */
+  double cast;       /* added to the amplitude of the cameras' colour casts (0: none added) */
 } slr_synth_opts;
 
 /* The defaults of `slr synth`. Local. */

@@ -1,6 +1,7 @@
 /* dist: the MPI context, row sharding, the BLACS 2-D process grid and
- * block-cyclic index helpers, and the ScaLAPACK/BLACS prototypes (Debian
- * ships no C header for them). */
+ * block-cyclic index helpers, the principal axes of row-sharded features
+ * (ScaLAPACK on the grid), and the ScaLAPACK/BLACS prototypes (Debian ships
+ * no C header for them). */
 #ifndef SLR_DIST_H
 #define SLR_DIST_H
 
@@ -58,6 +59,55 @@ int64_t slr_bc_g2l(int64_t ig, int64_t nb, int nprocs);
 /* Global index of local index il on process coordinate iproc. Local. */
 int64_t slr_bc_l2g(int64_t il, int64_t nb, int iproc, int isrc, int nprocs);
 
+/* ---- principal axes of row-sharded features -------------------------------- */
+
+/* How the eigenpairs of the covariance are found: ScaLAPACK's pssyevd
+ * (divide and conquer) on the BLACS grid, or local LAPACK on every rank
+ * after an all-reduce of the d x d matrix (ssyevr: only the p wanted
+ * pairs; ssyevd: all). (pssyevr with a range of indices stops on an illegal
+ * workspace size inside psormtr with ScaLAPACK 2.2.1, so it is not used.) */
+typedef enum {
+  SLR_PCA_PSSYEVD = 0,
+  SLR_PCA_SYEVR,
+  SLR_PCA_SYEVD,
+} slr_pca_solver;
+
+/* Local. */
+const char *slr_pca_solver_name(slr_pca_solver s);
+
+typedef struct {
+  slr_pca_solver solver;  /* default SLR_PCA_PSSYEVD */
+  int64_t max_rows;       /* sample at most about this many rows, every s-th global row
+                             with s = ceil(n / max_rows); 0 = all rows */
+} slr_pca_opts;
+
+typedef struct {
+  int64_t rows;                  /* rows in the sample */
+  double t_cov, t_eig, t_total;  /* seconds: covariance (and its move to the grid),
+                                    eigenpairs (and the gather of the basis), all */
+} slr_pca_stats;
+
+/* The p leading principal axes of the rows of all ranks (this rank's block
+ * x: nrows x d, row-major, contiguous blocks in rank order). mean (d)
+ * receives the mean of the sample rows, basis (p x d, row-major) the unit
+ * eigenvectors of their covariance (1/m) sum (x - mean)(x - mean)^T, largest
+ * eigenvalue first, eigval (p, may be NULL) the eigenvalues; all replicated
+ * on every rank. With the ScaLAPACK solvers the covariance is formed by
+ * pssyrk over a 1 x P context in which each rank's sample rows are one
+ * column block of X^T, redistributed to the 2-D grid (psgemr2d, blocks of 64,
+ * 32 below d = 512) and diagonalised there (pssyevd); memory per rank: the
+ * sample rows plus about 3 d^2 / P floats. When the sample has fewer rows m
+ * than d (padded to equal blocks per rank), the m x m Gram matrix of the
+ * centred sample is formed instead (psgemm) and diagonalised on the grid,
+ * and the axes are the sample rows combined by its eigenvectors (the same
+ * axes and eigenvalues, m^3 instead of d^3 work). The local solvers need
+ * 2 d^2 floats per rank.
+ * The sign of each vector is the solver's. opts may be NULL. Collective on
+ * comm. */
+int slr_pca_basis(MPI_Comm comm, const float *x, int64_t nrows, int64_t d, int p,
+                  const slr_pca_opts *opts, float *mean, float *basis, float *eigval,
+                  slr_pca_stats *stats);
+
 /* ---- ScaLAPACK / BLACS (Fortran conventions: pointers, column-major) -------- */
 
 void Cblacs_pinfo(int *mypnum, int *nprocs);
@@ -81,6 +131,18 @@ void pssyrk_(const char *uplo, const char *trans, const int *n, const int *k,
              const float *alpha, const float *a, const int *ia, const int *ja,
              const int *desca, const float *beta, float *c, const int *ic,
              const int *jc, const int *descc);
+void psgemr2d_(const int *m, const int *n, const float *a, const int *ia, const int *ja,
+               const int *desca, float *b, const int *ib, const int *jb, const int *descb,
+               const int *ictxt);
+void pssyevd_(const char *jobz, const char *uplo, const int *n, float *a, const int *ia,
+              const int *ja, const int *desca, float *w, float *z, const int *iz,
+              const int *jz, const int *descz, float *work, const int *lwork, int *iwork,
+              const int *liwork, int *info);
+void pssyevr_(const char *jobz, const char *range, const char *uplo, const int *n, float *a,
+              const int *ia, const int *ja, const int *desca, const float *vl,
+              const float *vu, const int *il, const int *iu, int *m, int *nz, float *w,
+              float *z, const int *iz, const int *jz, const int *descz, float *work,
+              const int *lwork, int *iwork, const int *liwork, int *info);
 
 #ifdef __cplusplus
 }

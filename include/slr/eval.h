@@ -163,6 +163,74 @@ typedef struct {
 int slr_label_quality_compute(MPI_Comm comm, int64_t n, const int32_t *labels,
                               const int32_t *truth, slr_label_quality *q);
 
+/* ---- what refinement changes, against true identities ---------------------- */
+
+/* Consecutive epochs' labels y_prev -> y_cur of the same samples (outliers
+ * -1 are in no cluster). A previous cluster a is split when at least two
+ * current clusters each hold >= share of a's members (|A_a & B_b| >= share
+ * |A_a|, |A_a| counting all of a's members, outliers now included); a
+ * current cluster b is a merge when at least two previous clusters each
+ * give >= share of b's members. NMI is scikit-learn's
+ * normalized_mutual_info_score of the two labelings with every outlier a
+ * singleton (as slr_label_quality). */
+typedef struct {
+  int64_t clusters_prev, clusters_cur; /* non-empty clusters */
+  int64_t splits;                      /* previous clusters split */
+  int64_t merges;                      /* current clusters that are merges */
+  double share;                        /* as given */
+  double nmi;
+} slr_label_transition;
+
+/* y_prev, y_cur (>= -1) of the local rows; share in (0, 0.5]; the result
+ * is the same on every rank. Collective on comm. */
+int slr_label_transition_compute(MPI_Comm comm, int64_t n, const int32_t *y_prev,
+                                 const int32_t *y_cur, double share, slr_label_transition *t);
+
+/* What refinement changed in an epoch, from the true identities (which
+ * training never reads). Over all samples, with y_dbscan the epoch's DBSCAN
+ * labels and y_refined its refined labels:
+ *   - a refined cluster's DBSCAN cluster is the one that gives it most
+ *     samples (the lowest id on ties; none if all its samples were DBSCAN
+ *     outliers); a sample moved when it is `reclaimed` (DBSCAN outlier,
+ *     refined into a cluster), `dropped` (in a DBSCAN cluster, refined
+ *     outlier) or `reassigned` (both in clusters, its refined cluster's
+ *     DBSCAN cluster is not its own);
+ *   - a reclaimed sample is right when its refined cluster has samples that
+ *     DBSCAN clustered and its true identity is the most frequent among
+ *     those (the lowest id on ties);
+ *   - a pair of samples is joined when refinement puts it in one cluster
+ *     and DBSCAN did not, separated when DBSCAN put it in one cluster and
+ *     refinement does not; a joined pair is right when both have the same
+ *     identity, a separated pair when they differ; precision = right / all
+ *     (0 when there is no such pair). Pairs are counted from contingency
+ *     tables, never one by one.
+ *   - with y_prev (the previous epoch's refined labels; NULL at the first
+ *     epoch: has_prev = 0 and `transition` zero), the splits, merges and
+ *     NMI of y_prev -> y_refined at `share`. */
+typedef struct {
+  int64_t samples;
+  int64_t moved; /* reclaimed + dropped + reassigned */
+  int64_t reclaimed, dropped, reassigned;
+  int64_t reclaimed_right;
+  double reclaimed_precision; /* reclaimed_right / reclaimed (0 if none) */
+  int64_t pairs_joined, pairs_joined_right;
+  double join_precision;
+  int64_t pairs_separated, pairs_separated_right;
+  double separate_precision;
+  int has_prev;
+  slr_label_transition transition;
+} slr_refine_diagnostics;
+
+/* Labels of the local rows (rows sharded over comm in any fixed way);
+ * labels >= -1, identities >= 0; y_prev may be NULL (on every rank). The
+ * tables gathered hold one entry per distinct (refined, DBSCAN, identity)
+ * triple: at most the number of samples. The result is the same on every
+ * rank. Collective on comm. */
+int slr_refine_diagnostics_compute(MPI_Comm comm, int64_t n, const int32_t *y_dbscan,
+                                   const int32_t *y_refined, const int32_t *y_prev,
+                                   const int32_t *truth, double share,
+                                   slr_refine_diagnostics *d);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "slr/core.h"
+#include "slr/io.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -198,6 +199,36 @@ int slr_cmloss_backward(float *dfeat, const float *probs, const float *memory,
  * `cm_hard`), clusters in increasing label order. Labels < 0 are skipped. */
 void slr_cmloss_update(float *memory, const float *feat, const int32_t *labels, int N, int D,
                        float mom, int hard);
+
+/* The soft-target term of the cluster-memory loss: probs (N, K) from
+ * slr_cmloss_forward, targets (N, K) rows that sum to 1 (a row of zeros
+ * takes no part). Returns weight / denom * sum over the rows of
+ * CE(targets_n, probs_n), and adds its gradient
+ * weight / (denom temp) * (probs - targets) memory to dfeat (N, D). Fails
+ * only when out of memory. Local. */
+int slr_cmloss_soft(float *dfeat, double *loss, const float *probs, const float *memory,
+                    const float *targets, int N, int D, int K, float temp, float weight,
+                    int64_t denom);
+
+/* The cluster memory: one L2-normalised row per cluster. */
+typedef struct {
+  int64_t K; /* clusters */
+  int D;     /* feature dimension */
+  float *rows; /* (K, D) */
+} slr_cmemory;
+
+/* Allocate K rows of D zeros. Local. */
+int slr_cmemory_init(slr_cmemory *m, int64_t K, int D);
+/* The L2-normalised centroids of the clusters 0..K-1 of row-sharded
+ * features: feat (n, D) and labels (n) of this rank's rows, labels < 0
+ * skipped; sums in double, all-reduced. A cluster without a member is an
+ * error. Collective on comm. */
+int slr_cmemory_init_centroids(slr_cmemory *m, MPI_Comm comm, const float *feat,
+                               const int32_t *labels, int64_t n, int64_t K, int D);
+/* slr_cmloss_update on the memory's rows. Local. */
+void slr_cmemory_update(slr_cmemory *m, const float *feat, const int32_t *labels, int N, float mom,
+                        int hard);
+void slr_cmemory_free(slr_cmemory *m);
 
 /* ---- optimizers ----------------------------------------------------------------- */
 
@@ -466,6 +497,39 @@ int slr_model_load(slr_model *m, MPI_Comm comm, const char *path, unsigned flags
 /* Write the model (rank 0's values) to path (via path.tmp and rename).
  * Collective on comm. */
 int slr_model_save(const slr_model *m, MPI_Comm comm, const char *path);
+
+/* The model a weights file describes. Root attributes (written by
+ * slr_model_save and tools/torch2h5.py): arch (string), width, last_stride,
+ * pool ("avg" | "gem"), gem_p (float64), neck (0 | 1), feat_dim,
+ * num_classes. A file without them (torchvision weights converted by
+ * another tool, older slr files) is described by its keys where they show
+ * the answer: arch from the block structure, width from conv1.weight, pool
+ * from pool.p, neck from neck.weight, num_classes from classifier.weight;
+ * last_stride cannot be seen in the keys and stays unknown. */
+enum {
+  SLR_DESC_ARCH = 1,
+  SLR_DESC_WIDTH = 2,
+  SLR_DESC_LAST_STRIDE = 4,
+  SLR_DESC_POOL = 8,
+  SLR_DESC_NECK = 16,
+  SLR_DESC_CLASSES = 32,
+  SLR_DESC_ALL = 63,
+};
+typedef struct {
+  slr_model_config cfg; /* fields not known keep slr_model_config_default's values */
+  int feat_dim;         /* the feat_dim attribute, 0 when absent */
+  unsigned known;       /* SLR_DESC_* fields the file records or its keys show */
+  unsigned recorded;    /* SLR_DESC_* fields read from attributes */
+} slr_model_desc;
+/* Read the description from the attributes of `obj` in an open file; for
+ * obj "/" the keys under /model fill what the attributes leave out.
+ * Errors name the file and the attribute. Collective on f's comm. */
+int slr_model_desc_read(slr_h5 *f, const char *obj, slr_model_desc *d);
+/* Open path (a weights file) and read its description. Collective on comm. */
+int slr_model_describe(MPI_Comm comm, const char *path, slr_model_desc *d);
+/* Write the description attributes on `obj` of a file being written (a
+ * weights file, or a checkpoint's "/model" group). Collective on f's comm. */
+int slr_model_desc_write(slr_h5 *f, const char *obj, const slr_model_config *c, int feat_dim);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 
 #include "slr/core.h"
 #include "slr/dist.h"
+#include "slr/nn.h"
 
 typedef struct {
   const char *name;
@@ -42,12 +43,16 @@ typedef struct {
 /* Returned by slr_parse_options after printing the help: exit 0. */
 #define SLR_CLI_HELP (-1)
 
-/* Parse argv[1..] against opts (terminated by a {NULL} entry). Positional
- * arguments go to pos (at most max_pos). `--help` prints the help of the
- * command and returns SLR_CLI_HELP. Errors return SLR_ERR_USAGE with the
+/* Parse argv[1..] against opts (terminated by a {NULL} entry) with
+ * getopt_long. Positional arguments go to pos (at most max_pos), in order.
+ * `-h` / `--help` prints the help of the command and returns SLR_CLI_HELP. Errors return SLR_ERR_USAGE with the
  * message recorded. Only rank 0 prints. Local. */
 int slr_parse_options(const slr_command *cmd, const slr_opt *opts, int argc, char **argv,
                       const char **pos, int max_pos, int *npos);
+/* Record a usage error: "slr NAME: MESSAGE" and the usage line with the
+ * help hint; returns SLR_ERR_USAGE (exit 2). Local. */
+int slr_cli_usage_error(const slr_command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Print `slr NAME USAGE`, the summary and the options. Local. */
 void slr_print_command_help(const slr_command *cmd, const slr_opt *opts, FILE *out);
 
@@ -57,5 +62,23 @@ void slr_print_command_help(const slr_command *cmd, const slr_opt *opts, FILE *o
 struct slr_config;
 int slr_cli_load_config(MPI_Comm comm, const char *file, const slr_opt_list *sets,
                         struct slr_config *cfg);
+
+/* Model flags that confirm a weights file's description (NULL / 0: not
+ * given). */
+typedef struct {
+  const char *arch, *pool;
+  int64_t last_stride, width;
+} slr_cli_model_flags;
+
+/* The model a weights file describes, confirmed by the flags: a flag that
+ * differs from the file is an error naming both values; a flag fills in
+ * what the file does not say (last_stride of a file from another tool).
+ * *feat_dim gets the file's feat_dim attribute (0 when absent). Collective
+ * on comm. */
+int slr_cli_model_from_file(const slr_command *cmd, MPI_Comm comm, const char *path,
+                            const slr_cli_model_flags *fl, slr_model_config *cfg,
+                            int *feat_dim);
+/* "resnet50, width 64, last stride 1, gem pool (GeM), BNNeck". Local. */
+void slr_cli_model_describe(const slr_model_config *c, char *buf, size_t len);
 
 #endif

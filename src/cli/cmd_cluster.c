@@ -10,19 +10,20 @@
 
 #include "cli.h"
 #include "slr/cluster.h"
+#include "slr/config.h"
 #include "slr/io.h"
 
 static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_cluster = {
     "cluster", "pseudo labels: kNN, k-reciprocal Jaccard distance and DBSCAN of features",
-    "--features F.h5 --out L.h5 [--k1 30] [--k2 6] [--eps 0.6] [--min-samples 4]", run, 0};
+    "--features F.h5 --out L.h5 [--k1 30] [--k2 6] [--eps 0.6] [--min-samples 4] [--threads T]", run, 0};
 
 /* Read and check /features; x gets this rank's rows, L2-normalised. */
 static int read_features(slr_ctx *ctx, const char *path, int k1, float **x, int64_t *n,
                          int64_t *d, int64_t *row0, int64_t *nrows) {
   slr_h5 f;
-  SLR_TRY(slr_h5_open(&f, ctx->world, path, NULL, 0, SLR_H5_FOREIGN_OK));
+  SLR_TRY(slr_h5_open(&f, ctx->world, path, "features", 1, SLR_H5_FOREIGN_OK));
   int rc = 0, nd = 0, type = -1;
   int64_t dims[SLR_H5_MAXDIMS] = {0};
   int ex = slr_h5_exists(&f, "/features");
@@ -34,9 +35,10 @@ static int read_features(slr_ctx *ctx, const char *path, int k1, float **x, int6
   if (!rc && nd != 2)
     rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features has %d dimension%s, expected 2 (N x D)",
                   path, nd, nd == 1 ? "" : "s");
-  if (!rc && type != SLR_F32)
-    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features has type %s, expected float32", path,
-                  type >= 0 ? slr_dtype_name((slr_dtype)type) : "(not numeric)");
+  /* float64 (NumPy's default) is converted to float32 on reading, as slr evaluate does */
+  if (!rc && type != SLR_F32 && type != SLR_F64)
+    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features has type %s, expected float32 or float64",
+                  path, type >= 0 ? slr_dtype_name((slr_dtype)type) : "(not numeric)");
   if (!rc && (dims[0] < 1 || dims[1] < 1))
     rc = SLR_FAIL(SLR_ERR_INPUT, "%s: dataset /features is empty (%lld x %lld)", path,
                   (long long)dims[0], (long long)dims[1]);
@@ -74,34 +76,56 @@ static int read_features(slr_ctx *ctx, const char *path, int k1, float **x, int6
   return rc;
 }
 
+/* The options are aliases of the configuration keys cluster.*: defaults and
+ * ranges come from the key table (slr config --keys), as in slr train. */
 static int run(slr_ctx *ctx, int argc, char **argv) {
   const char *feat = NULL, *out = NULL;
-  int64_t k1 = 30, k2 = 6, min_samples = 4, threads = 0;
-  double eps = 0.6;
+  const char *o_k1 = NULL, *o_k2 = NULL, *o_eps = NULL, *o_ms = NULL;
+  int64_t threads = 0;
+  char h_k1[96], h_k2[96], h_eps[96], h_ms[96];
+  snprintf(h_k1, sizeof h_k1, "cluster.k1: k-reciprocal neighbours (default %s)",
+           slr_config_default_text("cluster.k1"));
+  snprintf(h_k2, sizeof h_k2, "cluster.k2: query expansion neighbours (default %s)",
+           slr_config_default_text("cluster.k2"));
+  snprintf(h_eps, sizeof h_eps, "cluster.eps: DBSCAN radius on the Jaccard distance (default %s)",
+           slr_config_default_text("cluster.eps"));
+  snprintf(h_ms, sizeof h_ms, "cluster.min_samples: DBSCAN core size, the point included (default %s)",
+           slr_config_default_text("cluster.min_samples"));
   const slr_opt opts[] = {
-      {"features", OPT_STR, &feat, "F.h5", "input: /features (N x D float32), e.g. written by h5py"},
+      {"features", OPT_STR, &feat, "F.h5", "input: /features (N x D float32, or float64 converted), e.g. from h5py"},
       {"out", OPT_STR, &out, "L.h5", "output: /labels (N int32, -1 = outlier)"},
-      {"k1", OPT_INT, &k1, "K", "k-reciprocal neighbours (default 30)"},
-      {"k2", OPT_INT, &k2, "K", "query expansion neighbours (default 6)"},
-      {"eps", OPT_FLOAT, &eps, "E", "DBSCAN radius on the Jaccard distance (default 0.6)"},
-      {"min-samples", OPT_INT, &min_samples, "M", "DBSCAN core size, the point included (default 4)"},
+      {"k1", OPT_STR, &o_k1, "K", h_k1},
+      {"k2", OPT_STR, &o_k2, "K", h_k2},
+      {"eps", OPT_STR, &o_eps, "E", h_eps},
+      {"min-samples", OPT_STR, &o_ms, "M", h_ms},
       {"threads", OPT_INT, &threads, "T", "threads per rank (default: cores / ranks on the node)"},
       {NULL, 0, NULL, NULL, NULL}};
   int npos = 0;
   int rc = slr_parse_options(&slr_cmd_cluster, opts, argc, argv, NULL, 0, &npos);
   if (rc) return rc;
   if (!feat || !out)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --features and --out are required");
-  if (k1 < 1 || k1 > 100000)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --k1 %lld must be in 1..100000", (long long)k1);
-  if (k2 < 1 || k2 > k1)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --k2 %lld must be in 1..k1 (%lld)",
-                    (long long)k2, (long long)k1);
-  if (!(eps > 0.0) || !isfinite(eps))
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --eps %g must be > 0", eps);
-  if (min_samples < 1 || min_samples > INT32_MAX)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr cluster: --min-samples %lld must be >= 1",
-                    (long long)min_samples);
+    return slr_cli_usage_error(&slr_cmd_cluster, "--features and --out are required");
+  SLR_TRY(slr_output_path_check(out, "--out"));
+  slr_config cfg;
+  slr_config_defaults(&cfg);
+  rc = slr_config_set_option(&cfg, "k1", "cluster.k1", o_k1);
+  if (!rc) rc = slr_config_set_option(&cfg, "k2", "cluster.k2", o_k2);
+  if (!rc) rc = slr_config_set_option(&cfg, "eps", "cluster.eps", o_eps);
+  if (!rc) rc = slr_config_set_option(&cfg, "min-samples", "cluster.min_samples", o_ms);
+  if (!rc) {
+    slr_strlcpy(cfg.source_file, "--k1/--k2", sizeof cfg.source_file);
+    rc = slr_config_validate(&cfg);
+  }
+  if (rc) {
+    char why[1024];
+    slr_strlcpy(why, slr_error_text(), sizeof why);
+    return slr_cli_usage_error(&slr_cmd_cluster, "%s", why);
+  }
+  int64_t k1 = cfg.cluster.k1, k2 = cfg.cluster.k2, min_samples = cfg.cluster.min_samples;
+  double eps = cfg.cluster.eps;
+  if (threads < 0)
+    return slr_cli_usage_error(&slr_cmd_cluster, "--threads %lld must be >= 0 (0: the default)",
+                               (long long)threads);
   if (threads > 0) slr_threads_set((int)threads, ctx->node_size);
   /* OpenBLAS falls back to its SSE3 kernels on CPUs it cannot name (some
    * virtual machines), several times slower for the distance products */

@@ -24,13 +24,15 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_opt_list sets = {0};
   int keys = 0;
   const slr_opt opts[] = {
-      {"set", OPT_LIST, &sets, "KEY=VALUE", "override a key (repeatable), e.g. solver.adapt.lr=1e-4"},
+      {"set", OPT_LIST, &sets, "KEY=VALUE", "override a key (repeatable), e.g. solver.lr=1e-4"},
       {"keys", OPT_FLAG, &keys, NULL, "list every key with its type, default and help"},
       {NULL, 0, NULL, NULL, NULL}};
   const char *pos[1];
   int npos = 0;
   int rc = slr_parse_options(&slr_cmd_config, opts, argc, argv, pos, 1, &npos);
   if (rc) return rc;
+  if (keys && (npos || sets.n))
+    return slr_cli_usage_error(&slr_cmd_config, "--keys takes no FILE and no --set");
   if (keys) {
     if (ctx->rank == 0) slr_config_print_keys(stdout);
     return 0;

@@ -80,17 +80,19 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   const char *pos[1];
   int npos = 0;
   SLR_TRY(slr_parse_options(&slr_cmd_data, opts, argc, argv, pos, 1, &npos));
+  if (nbench < 0)
+    return SLR_FAIL(SLR_ERR_USAGE, "slr data: --bench %lld must be >= 0", (long long)nbench);
   int want[2] = {strcmp(side, "source") == 0 || strcmp(side, "both") == 0,
                  strcmp(side, "target") == 0 || strcmp(side, "both") == 0};
   if (!want[0] && !want[1])
-    return SLR_FAIL(SLR_ERR_USAGE, "slr data: --side must be source, target or both (got \"%s\")",
+    return slr_cli_usage_error(&slr_cmd_data, "--side must be source, target or both (got \"%s\")",
                     side);
   slr_config cfg;
   SLR_TRY(slr_cli_load_config(ctx->world, npos ? pos[0] : NULL, &sets, &cfg));
   const slr_domain_cfg *dom[2] = {&cfg.data.source, &cfg.data.target};
   const char *names[2] = {"source", "target"};
   for (int d = 0; d < 2; d++) {
-    if (!want[d] || strcmp(dom[d]->format, "none") == 0) continue;
+    if (!want[d] || dom[d]->format == SLR_FMT_NONE) continue;
     slr_dataset ds;
     slr_info("%s:", names[d]);
     SLR_TRY(slr_dataset_load(&ds, dom[d], ctx->world));

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "slr/config.h"
 #include "slr/eval.h"
 #include "slr/io.h"
 
@@ -100,24 +101,33 @@ static int write_json(const char *path, slr_metric metric, const slr_eval_result
   return slr_write_file_atomic(path, buf, strlen(buf));
 }
 
+/* The metric and re-ranking options are aliases of the configuration keys
+ * eval.*: defaults and ranges come from the key table, as in slr train. */
 static int run(slr_ctx *ctx, int argc, char **argv) {
-  const char *features = NULL, *metric_name = "euclidean", *json = NULL;
-  int64_t qblock = 0, k1 = 20, k2 = 6;
+  const char *features = NULL, *json = NULL;
+  const char *o_metric = NULL, *o_variant = NULL, *o_k1 = NULL, *o_k2 = NULL, *o_lambda = NULL;
+  int64_t qblock = 0;
   int rerank = 0;
-  const char *variant = "jaccard";
-  double lambda = 0.3;
+  char h_k1[96], h_k2[96], h_l[96];
+  snprintf(h_k1, sizeof h_k1, "eval.rerank_k1: re-ranking k1 (default %s)",
+           slr_config_default_text("eval.rerank_k1"));
+  snprintf(h_k2, sizeof h_k2, "eval.rerank_k2: re-ranking k2, query expansion (default %s)",
+           slr_config_default_text("eval.rerank_k2"));
+  snprintf(h_l, sizeof h_l, "eval.rerank_lambda: re-ranking lambda in [0, 1] (default %s)",
+           slr_config_default_text("eval.rerank_lambda"));
   const slr_opt opts[] = {
       {"features", OPT_STR, &features, "F.h5",
        "query/gallery features: /query/{features,pids,camids}, /gallery/{...}"},
-      {"metric", OPT_STR, &metric_name, "NAME",
-       "euclidean (default) or cosine, on L2-normalised features"},
+      {"metric", OPT_STR, &o_metric, "NAME",
+       "eval.metric: euclidean (default) or cosine, on L2-normalised features"},
       {"rerank", OPT_FLAG, &rerank, NULL,
-       "k-reciprocal re-ranking: (1 - lambda) Jaccard + lambda distance"},
-      {"rerank-variant", OPT_STR, &variant, "NAME",
-       "jaccard (default: the peers' evaluators) or zhong (their re_ranking function)"},
-      {"rerank-k1", OPT_INT, &k1, "K", "re-ranking k1 (default 20)"},
-      {"rerank-k2", OPT_INT, &k2, "K", "re-ranking k2, query expansion (default 6)"},
-      {"rerank-lambda", OPT_FLOAT, &lambda, "L", "re-ranking lambda in [0, 1] (default 0.3)"},
+       "eval.rerank: k-reciprocal re-ranking, (1 - lambda) Jaccard + lambda distance"},
+      {"rerank-variant", OPT_STR, &o_variant, "NAME",
+       "eval.rerank_variant: jaccard (default: the peers' evaluators) or zhong (their "
+       "re_ranking function)"},
+      {"rerank-k1", OPT_STR, &o_k1, "K", h_k1},
+      {"rerank-k2", OPT_STR, &o_k2, "K", h_k2},
+      {"rerank-lambda", OPT_STR, &o_lambda, "L", h_l},
       {"json", OPT_STR, &json, "OUT.json", "also write the metrics (fractions) as JSON"},
       {"query-block", OPT_INT, &qblock, "N",
        "queries per block (default 256): memory per rank ~ N x local gallery rows x 4 bytes"},
@@ -125,31 +135,42 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int npos = 0;
   const char *pos[1];
   SLR_TRY(slr_parse_options(&slr_cmd_evaluate, opts, argc, argv, pos, 0, &npos));
-  if (!features) return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --features F.h5 is required");
+  if (!features) return slr_cli_usage_error(&slr_cmd_evaluate, "--features F.h5 is required");
+  if (json) SLR_TRY(slr_output_path_check(json, "--json"));
+  slr_config cfg;
+  slr_config_defaults(&cfg);
+  int rc = slr_config_set_option(&cfg, "metric", "eval.metric", o_metric);
+  if (!rc) rc = slr_config_set_option(&cfg, "rerank-variant", "eval.rerank_variant", o_variant);
+  if (!rc) rc = slr_config_set_option(&cfg, "rerank-k1", "eval.rerank_k1", o_k1);
+  if (!rc) rc = slr_config_set_option(&cfg, "rerank-k2", "eval.rerank_k2", o_k2);
+  if (!rc) rc = slr_config_set_option(&cfg, "rerank-lambda", "eval.rerank_lambda", o_lambda);
+  if (!rc && rerank) rc = slr_config_set_option(&cfg, "rerank", "eval.rerank", "true");
+  if (!rc) {
+    slr_strlcpy(cfg.source_file, "--rerank-k1/--rerank-k2", sizeof cfg.source_file);
+    rc = slr_config_validate(&cfg);
+  }
+  if (rc) {
+    char why[1024];
+    slr_strlcpy(why, slr_error_text(), sizeof why);
+    return slr_cli_usage_error(&slr_cmd_evaluate, "%s", why);
+  }
   slr_eval_opts o;
   slr_eval_opts_default(&o);
-  SLR_TRY(slr_metric_parse(metric_name, &o.metric));
-  if (qblock < 0) return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --query-block must be >= 1 (0: the default)");
+  SLR_TRY(slr_metric_parse(cfg.eval.metric, &o.metric));
+  if (qblock < 0) return slr_cli_usage_error(&slr_cmd_evaluate, "--query-block must be >= 1 (0: the default)");
   o.query_block = qblock;
-  if (k1 < 1 || k1 > 100000 || k2 < 1 || k2 > k1)
-    return SLR_FAIL(SLR_ERR_USAGE,
-                    "slr evaluate: --rerank-k1 %lld and --rerank-k2 %lld must satisfy "
-                    "1 <= k2 <= k1 <= 100000",
-                    (long long)k1, (long long)k2);
-  if (!(lambda >= 0.0 && lambda <= 1.0))
-    return SLR_FAIL(SLR_ERR_USAGE, "slr evaluate: --rerank-lambda %g must be in [0, 1]", lambda);
-  o.rerank = rerank;
-  SLR_TRY(slr_rerank_variant_parse(variant, &o.rerank_variant));
-  o.rerank_k1 = (int)k1;
-  o.rerank_k2 = (int)k2;
-  o.rerank_lambda = lambda;
+  o.rerank = cfg.eval.rerank;
+  SLR_TRY(slr_rerank_variant_parse(cfg.eval.rerank_variant, &o.rerank_variant));
+  o.rerank_k1 = (int)cfg.eval.rerank_k1;
+  o.rerank_k2 = (int)cfg.eval.rerank_k2;
+  o.rerank_lambda = cfg.eval.rerank_lambda;
   o.progress = 1;
 
   double t0 = slr_now();
   slr_h5 h;
-  SLR_TRY(slr_h5_open(&h, ctx->world, features, NULL, 0, SLR_H5_FOREIGN_OK));
+  SLR_TRY(slr_h5_open(&h, ctx->world, features, "features", 1, SLR_H5_FOREIGN_OK));
   part q = {.group = "/query"}, g = {.group = "/gallery"};
-  int rc = check_part(&h, &q);
+  rc = check_part(&h, &q);
   if (!rc) rc = check_part(&h, &g);
   if (!rc && q.dim != g.dim)
     rc = SLR_FAIL(SLR_ERR_INPUT,

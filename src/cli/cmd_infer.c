@@ -1,6 +1,7 @@
 /* slr infer: features of a batch of images with a ResNet in evaluation
- * mode. Input /images (N, 3, H, W) float32; output /features (N, D)
- * float32. Rows are sharded over the ranks; each rank runs its own rows. */
+ * mode; the model is the one the weights file describes. Input /images
+ * (N, 3, H, W) float32; output /features (N, D) float32. Rows are sharded
+ * over the ranks; each rank runs its own rows. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,9 +13,9 @@
 static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_infer = {
-    "infer", "features of images (/images N x 3 x H x W) with a ResNet in evaluation mode",
-    "--weights W.h5 --arch ARCH --input X.h5 --out F.h5 [--last-stride 1|2] [--pool avg|gem] "
-    "[--output pooled|neck|normalized] [--width 64] [--batch 64] [--threads T]",
+    "infer", "features of images (/images N x 3 x H x W) with the model a weights file describes",
+    "--weights W.h5 --input X.h5 --out F.h5 [--output pooled|neck|normalized] [--batch B] "
+    "[--threads T] [--arch ARCH] [--pool avg|gem] [--last-stride 1|2] [--width C]",
     run, 0};
 
 static int infer(slr_ctx *ctx, slr_model *m, slr_h5 *in, slr_h5 *out, int64_t N, int H, int W,
@@ -42,7 +43,11 @@ static int infer(slr_ctx *ctx, slr_model *m, slr_h5 *in, slr_h5 *out, int64_t N,
     if (n > batch) n = batch;
     rc = slr_h5_read_rows(in, "/images", SLR_F32, row0 + (n ? r0 : 0), n, img);
     if (rc) break;
-    if (n > 0) {
+    int64_t bad = slr_first_nonfinite_f32(img, n * (int64_t)per);
+    if (bad >= 0)
+      rc = SLR_FAIL(SLR_ERR_INPUT, "%s: /images[%lld] has a non-finite value (%g)", in->path,
+                    (long long)(row0 + r0 + bad / (int64_t)per), (double)img[bad]);
+    if (n > 0 && !rc) {
       rc = slr_model_forward(m, img, (int)n, 0, MPI_COMM_NULL);
       if (!rc) {
         const float *f = mode == 0 ? slr_model_pooled(m) : slr_model_neck(m);
@@ -57,6 +62,7 @@ static int infer(slr_ctx *ctx, slr_model *m, slr_h5 *in, slr_h5 *out, int64_t N,
     slr_progress_update(&p, (b + 1) * batch * ctx->size < N ? (b + 1) * batch * ctx->size : N);
   }
   slr_progress_end(&p);
+  if (!rc) rc = slr_check_finite_f32(ctx->world, feat, nrows * D, row0, D, "infer: the features");
   if (!rc) {
     int64_t dims[2] = {N, D};
     rc = slr_h5_write_rows(out, "/features", SLR_F32, 2, dims, row0, nrows, feat);
@@ -66,47 +72,49 @@ static int infer(slr_ctx *ctx, slr_model *m, slr_h5 *in, slr_h5 *out, int64_t N,
 }
 
 static int run(slr_ctx *ctx, int argc, char **argv) {
-  const char *weights = NULL, *arch = NULL, *input = NULL, *output = NULL;
-  const char *pool = "avg", *what = "normalized";
-  int64_t last_stride = 1, width = 64, batch = 64, threads = 0;
+  const char *weights = NULL, *input = NULL, *output = NULL, *what = "normalized";
+  slr_cli_model_flags fl = {0};
+  int64_t batch = 64, threads = 0;
   const slr_opt opts[] = {
-      {"weights", OPT_STR, &weights, "W.h5", "weight file (PyTorch names under /model)"},
-      {"arch", OPT_STR, &arch, "ARCH", "resnet18, resnet34, resnet50, resnet50_ibn_a"},
+      {"weights", OPT_STR, &weights, "W.h5",
+       "weights file (PyTorch names under /model; its attributes describe the model)"},
       {"input", OPT_STR, &input, "X.h5", "images: /images (N, 3, H, W) float32"},
       {"out", OPT_STR, &output, "F.h5", "features: /features (N, D) float32"},
-      {"last-stride", OPT_INT, &last_stride, "S", "stride of layer4: 1 (default) or 2"},
-      {"pool", OPT_STR, &pool, "avg|gem", "pooling (default avg)"},
       {"output", OPT_STR, &what, "KIND",
        "pooled, neck or normalized (L2-normalised neck feature; default)"},
-      {"width", OPT_INT, &width, "C", "stem channels (64 = torchvision)"},
       {"batch", OPT_INT, &batch, "B", "images per forward pass (default 64)"},
       {"threads", OPT_INT, &threads, "T", "threads per rank (default: cores / ranks on the node)"},
+      {"arch", OPT_STR, &fl.arch, "ARCH",
+       "confirm: resnet18, resnet34, resnet50, resnet50_ibn_a (default: the file's)"},
+      {"pool", OPT_STR, &fl.pool, "avg|gem", "confirm the pooling (default: the file's)"},
+      {"last-stride", OPT_INT, &fl.last_stride, "1|2",
+       "confirm the stride of layer4 (default: the file's; needed for files from other tools)"},
+      {"width", OPT_INT, &fl.width, "C", "confirm the stem channels (default: the file's)"},
       {NULL, 0, NULL, NULL, NULL}};
   int npos = 0;
   int rc = slr_parse_options(&slr_cmd_infer, opts, argc, argv, NULL, 0, &npos);
   if (rc) return rc;
-  if (!weights || !arch || !input || !output)
-    return SLR_FAIL(SLR_ERR_USAGE, "infer: --weights, --arch, --input and --out are required");
-  slr_model_config cfg;
-  slr_arch a;
-  slr_pool_kind pk;
-  SLR_TRY(slr_arch_parse(arch, &a));
-  SLR_TRY(slr_pool_parse(pool, &pk));
+  if (!weights || !input || !output)
+    return slr_cli_usage_error(&slr_cmd_infer, "--weights, --input and --out are required");
   int mode = !strcmp(what, "pooled") ? 0 : !strcmp(what, "neck") ? 1 : !strcmp(what, "normalized") ? 2 : -1;
   if (mode < 0)
-    return SLR_FAIL(SLR_ERR_USAGE, "infer: --output %s (pooled, neck, normalized)", what);
-  if (last_stride != 1 && last_stride != 2)
-    return SLR_FAIL(SLR_ERR_USAGE, "infer: --last-stride %lld (1 or 2)", (long long)last_stride);
-  if (width < 1 || width > 4096 || batch < 1 || batch > 65536)
-    return SLR_FAIL(SLR_ERR_USAGE, "infer: --width %lld / --batch %lld out of range",
-                    (long long)width, (long long)batch);
+    return slr_cli_usage_error(&slr_cmd_infer, "--output %s: not pooled, neck or normalized", what);
+  if (batch < 1 || batch > 65536)
+    return slr_cli_usage_error(&slr_cmd_infer, "--batch %lld: out of range [1, 65536]",
+                               (long long)batch);
+  if (threads < 0) return slr_cli_usage_error(&slr_cmd_infer, "--threads %lld: negative", (long long)threads);
   if (threads > 0) slr_threads_set((int)threads, ctx->node_size);
-  slr_model_config_default(&cfg, a);
-  cfg.width = (int)width, cfg.last_stride = (int)last_stride, cfg.pool = pk;
-  cfg.neck = mode != 0; /* pooled features need no neck keys in the file */
+  slr_model_config cfg;
+  int file_dim = 0;
+  SLR_TRY(slr_cli_model_from_file(&slr_cmd_infer, ctx->world, weights, &fl, &cfg, &file_dim));
+  cfg.num_classes = 0; /* features only: the classifier, if the file has one, is not needed */
+  if (mode == 0) cfg.neck = 0; /* pooled features need no neck keys */
   slr_model m;
   SLR_TRY(slr_agree(ctx->world, slr_model_init(&m, &cfg, 0)));
   rc = slr_model_load(&m, ctx->world, weights, 0);
+  if (!rc && file_dim && file_dim != m.feat_dim)
+    rc = SLR_FAIL(SLR_ERR_INPUT, "%s: attribute feat_dim = %d, but its model gives %d", weights,
+                  file_dim, m.feat_dim);
   slr_h5 in, out;
   int in_open = 0;
   if (!rc) {
@@ -121,9 +129,10 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   if (!rc && dims[0] < 1) rc = SLR_FAIL(SLR_ERR_INPUT, "%s: /images is empty", input);
   rc = slr_agree(ctx->world, rc);
   if (!rc) {
-    slr_info("infer: %s (width %d, last stride %d, %s pool) on %lld images %lldx%lld, %d ranks",
-             arch, cfg.width, cfg.last_stride, pool, (long long)dims[0], (long long)dims[2],
-             (long long)dims[3], ctx->size);
+    char desc[160];
+    slr_cli_model_describe(&cfg, desc, sizeof desc);
+    slr_info("infer: %s on %lld images %lldx%lld, %d ranks", desc, (long long)dims[0],
+             (long long)dims[2], (long long)dims[3], ctx->size);
     rc = slr_h5_create(&out, ctx->world, output, "features", 1);
     if (!rc) {
       double t0 = slr_now();

@@ -4,11 +4,12 @@
 
 #include "cli.h"
 #include "slr/io.h"
+#include "slr/train.h"
 
 static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_inspect = {"inspect", "summarise a checkpoint or another slr file",
-                                     "FILE.h5", run, 0};
+                                     "FILE.h5 [--config] | --schema", run, 0};
 
 static void label_line(slr_h5 *f, const char *name, const char *what) {
   if (!slr_h5_exists(f, name)) return;
@@ -38,14 +39,21 @@ static void shape_line(slr_h5 *f, const char *name, const char *what) {
 }
 
 static int run(slr_ctx *ctx, int argc, char **argv) {
-  const slr_opt opts[] = {{NULL, 0, NULL, NULL, NULL}};
+  int schema = 0, show_config = 0;
+  const slr_opt opts[] = {
+      {"schema", OPT_FLAG, &schema, NULL, "print the checkpoint layout (a Markdown table)"},
+      {"config", OPT_FLAG, &show_config, NULL, "print the configuration a checkpoint was written with"},
+      {NULL, 0, NULL, NULL, NULL}};
   const char *pos[1];
   int npos;
   int rc = slr_parse_options(&slr_cmd_inspect, opts, argc, argv, pos, 1, &npos);
   if (rc) return rc;
+  if (schema) {
+    if (ctx->rank == 0) slr_checkpoint_schema(stdout);
+    return 0;
+  }
   if (npos != 1)
-    return slr_error_set(SLR_ERR_USAGE, NULL, 0, "slr inspect: which file?\nusage: slr inspect %s",
-                         slr_cmd_inspect.usage);
+    return slr_cli_usage_error(&slr_cmd_inspect, "which file?");
   slr_h5 f;
   SLR_TRY(slr_h5_open(&f, ctx->world, pos[0], NULL, 1, SLR_H5_FOREIGN_OK));
   char fmt[64] = "(none)";
@@ -56,31 +64,24 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   }
   if (ctx->rank == 0) printf("%s: slr_format %s, version %lld\n", pos[0], fmt, (long long)ver);
   if (!strcmp(fmt, "checkpoint")) {
-    char stage[64] = "";
-    int64_t v[8] = {0};
-    const char *keys[8] = {"epoch", "step", "position", "ranks", "threads", "seed", "clusters",
-                           "optimizer_step"};
-    slr_h5_attr_get_str(&f, "/", "stage", stage, sizeof stage);
-    for (int i = 0; i < 8; i++) slr_h5_attr_get_i64(&f, "/", keys[i], &v[i]);
-    if (ctx->rank == 0) {
-      printf("  stage %s, epoch %lld, step %lld in the epoch, %lld steps in all\n", stage,
-             (long long)v[0], (long long)v[1], (long long)v[2]);
-      printf("  written by %lld ranks x %lld threads, run.seed %lld, optimizer step %lld\n",
-             (long long)v[3], (long long)v[4], (long long)v[5], (long long)v[7]);
+    slr_h5_close(&f);
+    if (show_config) {
+      char *text = NULL;
+      SLR_TRY(slr_checkpoint_config(ctx->world, pos[0], &text));
+      if (ctx->rank == 0) fputs(text, stdout);
+      free(text);
+      return 0;
     }
-    shape_line(&f, "/model/params", "model parameters");
-    shape_line(&f, "/optimizer/state", "optimizer state");
-    shape_line(&f, "/memory", "cluster memory");
-    shape_line(&f, "/features", "features");
+    return slr_checkpoint_inspect(ctx->world, pos[0], stdout);
+  } else {
+    const char *common[] = {"/features", "/labels", "/query/features", "/gallery/features",
+                            "/images"};
+    for (int i = 0; i < 5; i++) shape_line(&f, common[i], common[i]);
     label_line(&f, "/labels/dbscan", "DBSCAN labels");
     label_line(&f, "/labels/refined", "refined labels");
     label_line(&f, "/labels/previous", "previous labels");
     shape_line(&f, "/labels/soft/values", "soft labels (nnz)");
     shape_line(&f, "/labels/iou/values", "IoU matrix (nnz)");
-  } else {
-    const char *common[] = {"/features", "/labels", "/query/features", "/gallery/features",
-                            "/images"};
-    for (int i = 0; i < 5; i++) shape_line(&f, common[i], common[i]);
   }
   return slr_h5_close(&f);
 }

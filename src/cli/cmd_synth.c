@@ -11,7 +11,8 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 const slr_command slr_cmd_synth = {
     "synth", "write a synthetic pedestrian domain in Market-1501 layout (and/or a preview grid)",
     "[DIR] [--style synthetic|realistic] [--ids N] [--cams N] [--per-cam N] [--height H] "
-    "[--width W] [--seed S] [--difficulty D] [--preview out.png]",
+    "[--width W] [--seed S] [--difficulty D] [--gain G] [--cast C] [--train-frac F] "
+    "[--preview out.png] [--preview-rows N]",
     run, 0};
 
 static int run(slr_ctx *ctx, int argc, char **argv) {
@@ -19,7 +20,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_synth_defaults(&o);
   int64_t ids = o.ids, cams = o.cams, per_cam = o.per_cam, height = o.height, width = o.width;
   int64_t seed = (int64_t)o.seed, rows = 8;
-  double difficulty = o.difficulty, train_frac = o.train_frac;
+  double difficulty = o.difficulty, train_frac = o.train_frac, gain = o.gain, cast = o.cast;
   const char *style = "synthetic", *preview = NULL;
   const slr_opt opts[] = {
       {"style", OPT_STR, &style, "NAME", "synthetic (flat, clean) | realistic (textured, noisy)"},
@@ -33,6 +34,10 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
        "0..1: look-alikes, occlusion, blur, jitter, colour casts (default 0.5)"},
       {"train-frac", OPT_FLOAT, &train_frac, "F",
        "share of identities in bounding_box_train (default 0.5)"},
+      {"gain", OPT_FLOAT, &gain, "G",
+       "0.2..2: brightness factor of every camera (default 1: the style's own)"},
+      {"cast", OPT_FLOAT, &cast, "C",
+       "0..0.5: extra colour-cast amplitude per camera channel (default 0)"},
       {"preview", OPT_STR, &preview, "PNG", "write a grid: one row per identity across cameras"},
       {"preview-rows", OPT_INT, &rows, "N", "identities in the preview (default 8)"},
       {NULL, 0, NULL, NULL, NULL}};
@@ -40,20 +45,17 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int npos = 0;
   SLR_TRY(slr_parse_options(&slr_cmd_synth, opts, argc, argv, pos, 1, &npos));
   if (npos == 0 && !preview)
-    return SLR_FAIL(
-        SLR_ERR_USAGE,
-        "slr synth: give an output folder and/or --preview out.png\nusage: slr synth %s",
-        slr_cmd_synth.usage);
+    return slr_cli_usage_error(&slr_cmd_synth, "give an output folder and/or --preview out.png");
   if (strcmp(style, "synthetic") == 0)
     o.style = SLR_STYLE_SYNTHETIC;
   else if (strcmp(style, "realistic") == 0)
     o.style = SLR_STYLE_REALISTIC;
   else
-    return SLR_FAIL(SLR_ERR_USAGE, "slr synth: --style must be synthetic or realistic (got \"%s\")",
+    return slr_cli_usage_error(&slr_cmd_synth, "--style must be synthetic or realistic (got \"%s\")",
                     style);
   if (ids > 100000 || cams > 100 || per_cam > 1000 || height > 4096 || width > 4096 || rows < 1 ||
       rows > 1000 || ids < 0 || cams < 0 || per_cam < 0 || height < 0 || width < 0)
-    return SLR_FAIL(SLR_ERR_USAGE, "slr synth: an option is out of range (see slr synth --help)");
+    return slr_cli_usage_error(&slr_cmd_synth, "an option is out of range");
   o.ids = (int)ids;
   o.cams = (int)cams;
   o.per_cam = (int)per_cam;
@@ -62,6 +64,8 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   o.seed = (uint64_t)seed;
   o.difficulty = difficulty;
   o.train_frac = train_frac;
+  o.gain = gain;
+  o.cast = cast;
   if (preview) {
     int rc = ctx->rank == 0 ? slr_synth_preview(&o, (int)rows, preview) : 0;
     SLR_TRY(slr_agree(ctx->world, rc));

@@ -86,6 +86,11 @@ int main(int argc, char **argv) {
     return SLR_EXIT_OK;
   }
   if (strcmp(name, "--version") == 0) {
+    if (argc > 2) {
+      fprintf(stderr, "slr: --version takes no arguments (got \"%s\")\nusage: slr --version\n",
+              argv[2]);
+      return SLR_EXIT_USAGE;
+    }
     print_version();
     return SLR_EXIT_OK;
   }
@@ -118,11 +123,16 @@ int main(int argc, char **argv) {
   }
   if (rc && slr_world_rank() == 0) {
     int user = rc == SLR_ERR_USAGE || rc == SLR_ERR_CONFIG || rc == SLR_ERR_INPUT;
-    if (rc == SLR_ERR_STOP || rc == SLR_ERR_USAGE)
+    if (rc == SLR_ERR_STOP || rc == SLR_ERR_USAGE) {
       fprintf(stderr, "%s\n", slr_error_text());
-    else
-      fprintf(stderr, "slr: error: %s\n", user ? slr_error_text() : slr_error_message());
+      slr_log_file_printf("%s", slr_error_text());
+    } else {
+      const char *msg = user ? slr_error_text() : slr_error_message();
+      fprintf(stderr, "slr: error: %s\n", msg);
+      slr_log_file_printf("slr: error: %s", msg);
+    }
   }
+  slr_log_file_close();
   int code = slr_exit_code(rc);
   slr_ctx_free(&ctx);
   MPI_Finalize();

@@ -451,3 +451,200 @@ int slr_agglo_cut_maxclust(const slr_merge *z, int64_t n, const int64_t *w, int6
   }
   return cut_at(z, n, thresh, labels, nclusters);
 }
+
+/* ---- sparse points: distances and the flat cut ---------------------------- */
+
+static const char *const metric_names[] = {"euclidean", "cosine", "jensen_shannon", "hellinger"};
+
+int slr_agglo_metric_parse(const char *name, slr_agglo_metric *out) {
+  for (int i = 0; i < 4; i++)
+    if (strcmp(name, metric_names[i]) == 0) {
+      *out = (slr_agglo_metric)i;
+      return 0;
+    }
+  return SLR_FAIL(SLR_ERR_CONFIG,
+                  "unknown distance \"%s\" (expected euclidean, cosine, jensen_shannon or "
+                  "hellinger)",
+                  name);
+}
+
+const char *slr_agglo_metric_name(slr_agglo_metric metric) {
+  return (unsigned)metric < 4 ? metric_names[metric] : "?";
+}
+
+/* Points with their values transformed so that one kernel per family gives
+ * the distance: euclidean as given, hellinger sqrt(v / sum) / sqrt(2) (then
+ * Euclidean), cosine v / |v| (then 1 - a.b), jensen_shannon v / sum. */
+typedef struct {
+  int64_t n, d;
+  const int64_t *indptr;
+  const int32_t *indices;
+  double *values; /* owned */
+  const int64_t *w;
+  slr_agglo_metric metric;
+  int euclid; /* euclidean or hellinger: the Euclidean kernel */
+} prepared;
+
+static int check_points(const slr_sparse_points *x) {
+  if (x->n < 0 || x->d < 1)
+    return SLR_FAIL(SLR_ERR, "agglomerative clustering: %lld points of dimension %lld",
+                    (long long)x->n, (long long)x->d);
+  if (x->n > 0 && x->indptr[0] != 0)
+    return SLR_FAIL(SLR_ERR, "agglomerative clustering: CSR indptr[0] = %lld, expected 0",
+                    (long long)x->indptr[0]);
+  for (int64_t i = 0; i < x->n; i++) {
+    if (x->indptr[i + 1] <= x->indptr[i])
+      return SLR_FAIL(SLR_ERR, "agglomerative clustering: CSR row %lld is empty or indptr "
+                      "decreases", (long long)i);
+    for (int64_t p = x->indptr[i]; p < x->indptr[i + 1]; p++) {
+      const int64_t c = x->indices[p];
+      if (c < 0 || c >= x->d || (p > x->indptr[i] && c <= x->indices[p - 1]))
+        return SLR_FAIL(SLR_ERR, "agglomerative clustering: CSR row %lld has column %lld %s",
+                        (long long)i, (long long)c,
+                        c < 0 || c >= x->d ? "out of range" : "out of order or twice");
+      if (!isfinite(x->values[p]) || x->values[p] < 0)
+        return SLR_FAIL(SLR_ERR, "agglomerative clustering: coordinate %lld of point %lld is %g "
+                        "(must be finite and >= 0)", (long long)c, (long long)i, x->values[p]);
+    }
+  }
+  return check_args(x->n, x->w, SLR_LINKAGE_SINGLE);
+}
+
+static int prepare(const slr_sparse_points *x, slr_agglo_metric metric, prepared *q) {
+  const int64_t nnz = x->n > 0 ? x->indptr[x->n] : 0;
+  *q = (prepared){x->n, x->d, x->indptr, x->indices, NULL, x->w, metric,
+                  metric == SLR_AGGLO_EUCLIDEAN || metric == SLR_AGGLO_HELLINGER};
+  q->values = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof(double));
+  if (!q->values)
+    return SLR_FAIL(SLR_ERR_NOMEM, "agglomerative clustering: out of memory (%lld values)",
+                    (long long)nnz);
+  for (int64_t i = 0; i < x->n; i++) {
+    const int64_t p0 = x->indptr[i], p1 = x->indptr[i + 1];
+    double sum = 0, sq = 0;
+    for (int64_t p = p0; p < p1; p++) {
+      sum += x->values[p];
+      sq += x->values[p] * x->values[p];
+    }
+    if (metric != SLR_AGGLO_EUCLIDEAN && !(sum > 0)) {
+      free(q->values);
+      return SLR_FAIL(SLR_ERR, "agglomerative clustering: point %lld is zero (the %s distance "
+                      "needs non-zero points)", (long long)i, metric_names[metric]);
+    }
+    for (int64_t p = p0; p < p1; p++) {
+      const double v = x->values[p];
+      switch (metric) {
+        case SLR_AGGLO_EUCLIDEAN: q->values[p] = v; break;
+        case SLR_AGGLO_COSINE: q->values[p] = v / sqrt(sq); break;
+        case SLR_AGGLO_JENSEN_SHANNON: q->values[p] = v / sum; break;
+        case SLR_AGGLO_HELLINGER: q->values[p] = sqrt(v / sum) / sqrt(2.0); break;
+      }
+    }
+  }
+  return 0;
+}
+
+/* Euclidean distance between two sorted sparse vectors. */
+static double euclid_sparse(const int32_t *ia, const double *va, int64_t na, const int32_t *ib,
+                            const double *vb, int64_t nb) {
+  double s = 0;
+  int64_t i = 0, j = 0;
+  while (i < na || j < nb) {
+    double d;
+    if (j >= nb || (i < na && ia[i] < ib[j]))
+      d = va[i++];
+    else if (i >= na || ib[j] < ia[i])
+      d = -vb[j++];
+    else
+      d = va[i++] - vb[j++];
+    s += d * d;
+  }
+  return sqrt(s);
+}
+
+static const double LN2 = 0.69314718055994530942;
+
+/* Jensen-Shannon distance (base 2) of two sorted sparse distributions. */
+static double js_sparse(const int32_t *ia, const double *va, int64_t na, const int32_t *ib,
+                        const double *vb, int64_t nb) {
+  double s = 0;
+  int64_t i = 0, j = 0;
+  while (i < na || j < nb) {
+    if (j >= nb || (i < na && ia[i] < ib[j])) {
+      s += va[i++] * LN2;
+    } else if (i >= na || ib[j] < ia[i]) {
+      s += vb[j++] * LN2;
+    } else {
+      const double p = va[i++], q = vb[j++], m = 0.5 * (p + q);
+      s += p * log(p / m) + q * log(q / m);
+    }
+  }
+  s /= 2 * LN2;
+  return sqrt(s > 0 ? s : 0);
+}
+
+/* The distance of points a and b under q's metric. */
+static double point_dist(const prepared *q, int64_t a, int64_t b) {
+  const int64_t pa = q->indptr[a], pb = q->indptr[b];
+  const int64_t na = q->indptr[a + 1] - pa, nb = q->indptr[b + 1] - pb;
+  const int32_t *ia = q->indices + pa, *ib = q->indices + pb;
+  const double *va = q->values + pa, *vb = q->values + pb;
+  if (q->euclid) return euclid_sparse(ia, va, na, ib, vb, nb);
+  if (q->metric == SLR_AGGLO_JENSEN_SHANNON) return js_sparse(ia, va, na, ib, vb, nb);
+  double dot = 0;
+  for (int64_t i = 0, j = 0; i < na && j < nb;) {
+    if (ia[i] < ib[j])
+      i++;
+    else if (ib[j] < ia[i])
+      j++;
+    else
+      dot += va[i++] * vb[j++];
+  }
+  const double d = 1.0 - dot;
+  return d > 0 ? d : 0;
+}
+
+static int check_cut_args(const slr_sparse_points *x, slr_linkage method, slr_agglo_metric metric,
+                          double t) {
+  if ((unsigned)metric > SLR_AGGLO_HELLINGER)
+    return SLR_FAIL(SLR_ERR, "agglomerative clustering: unknown distance %d", (int)metric);
+  if ((unsigned)method > SLR_LINKAGE_WARD)
+    return SLR_FAIL(SLR_ERR, "agglomerative clustering: unknown linkage %d", (int)method);
+  if (method == SLR_LINKAGE_WARD && metric != SLR_AGGLO_EUCLIDEAN && metric != SLR_AGGLO_HELLINGER)
+    return SLR_FAIL(SLR_ERR_CONFIG, "agglomerative clustering: ward linkage needs a Euclidean "
+                    "distance (euclidean or hellinger), not %s", metric_names[metric]);
+  if (!(t >= 0))
+    return SLR_FAIL(SLR_ERR, "agglomerative cut: distance threshold %g (must be >= 0)", t);
+  return check_points(x);
+}
+
+/* The dense path: the condensed distances, the tree, the cut. */
+static int cut_dense(const prepared *q, slr_linkage method, double t, int32_t *labels,
+                     int64_t *nclusters) {
+  const int64_t n = q->n;
+  double *dist = malloc((size_t)(n * (n - 1) / 2) * sizeof(double));
+  slr_merge *z = malloc((size_t)(n - 1) * sizeof *z);
+  int rc = dist && z ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "agglomerative clustering: out of memory for "
+                                    "%lld points", (long long)n);
+  for (int64_t a = 0, c = 0; !rc && a < n; a++)
+    for (int64_t b = a + 1; b < n; b++) dist[c++] = point_dist(q, a, b);
+  if (!rc) rc = slr_agglo_tree_dist(dist, n, 0, q->w, method, z);
+  if (!rc) rc = cut_at(z, n, t, labels, nclusters);
+  free(dist);
+  free(z);
+  return rc;
+}
+
+int slr_agglo_cut_sparse(const slr_sparse_points *x, slr_linkage method, slr_agglo_metric metric,
+                         double t, int32_t *labels, int64_t *nclusters) {
+  SLR_TRY(check_cut_args(x, method, metric, t));
+  if (x->n <= 1) {
+    if (x->n == 1) labels[0] = 0;
+    if (nclusters) *nclusters = x->n;
+    return 0;
+  }
+  prepared q;
+  SLR_TRY(prepare(x, metric, &q));
+  int rc = cut_dense(&q, method, t, labels, nclusters);
+  free(q.values);
+  return rc;
+}

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -452,11 +453,19 @@ static int read_plain_list(const char *list, const char *root, split_builder *b)
     while (*s == ' ' || *s == '\t') s++;
     if (*s == 0 || *s == '#') continue;
     char path[4096], extra;
-    long pid, cam;
-    if (sscanf(s, "%4095s %ld %ld %c", path, &pid, &cam, &extra) != 3 || cam < 0 || pid < -1) {
+    long long pid, cam;
+    if (sscanf(s, "%4095s %lld %lld %c", path, &pid, &cam, &extra) != 3 || cam < 0 || pid < -1) {
       rc = SLR_FAIL(SLR_ERR_INPUT,
                     "%s:%lld: expected `path pid camid` (pid >= -1, camid >= 0), found \"%s\"",
                     list, (long long)lineno, s);
+      break;
+    }
+    /* ids are 32-bit: a larger one is refused, never wrapped onto another */
+    if (pid > INT32_MAX || cam > INT32_MAX) {
+      rc = SLR_FAIL(SLR_ERR_INPUT,
+                    "%s:%lld: %s %lld is larger than %d, the largest id slr supports, in \"%s\"",
+                    list, (long long)lineno, pid > INT32_MAX ? "pid" : "camid",
+                    pid > INT32_MAX ? pid : cam, INT32_MAX, s);
       break;
     }
     if (pid == -1) continue;
@@ -488,25 +497,32 @@ int slr_dataset_read(slr_dataset *ds, const slr_domain_cfg *cfg) {
   memset(ds, 0, sizeof *ds);
   snprintf(ds->root, sizeof ds->root, "%s", cfg->root);
   int rc;
-  if (strcmp(cfg->format, "market1501") == 0) {
+  switch (cfg->format) {
+  case SLR_FMT_MARKET1501:
     snprintf(ds->name, sizeof ds->name, "Market-1501");
     rc = read_market_like(ds, cfg->root, &market_scheme);
-  } else if (strcmp(cfg->format, "dukemtmc") == 0) {
+    break;
+  case SLR_FMT_DUKEMTMC:
     snprintf(ds->name, sizeof ds->name, "DukeMTMC-reID");
     rc = read_market_like(ds, cfg->root, &duke_scheme);
-  } else if (strcmp(cfg->format, "personx") == 0) {
+    break;
+  case SLR_FMT_PERSONX:
     snprintf(ds->name, sizeof ds->name, "PersonX");
     rc = read_market_like(ds, cfg->root, &personx_scheme);
-  } else if (strcmp(cfg->format, "msmt17") == 0) {
+    break;
+  case SLR_FMT_MSMT17:
     snprintf(ds->name, sizeof ds->name, "MSMT17");
     rc = read_msmt(ds, cfg);
-  } else if (strcmp(cfg->format, "list") == 0) {
+    break;
+  case SLR_FMT_LIST:
     snprintf(ds->name, sizeof ds->name, "list");
     rc = read_list(ds, cfg);
-  } else if (strcmp(cfg->format, "none") == 0) {
+    break;
+  case SLR_FMT_NONE:
     rc = SLR_FAIL(SLR_ERR_CONFIG, "no data set configured (format none)");
-  } else {
-    rc = SLR_FAIL(SLR_ERR_CONFIG, "unknown data set format \"%s\"", cfg->format);
+    break;
+  default:
+    rc = SLR_FAIL(SLR_ERR_CONFIG, "unknown data set format %d", (int)cfg->format);
   }
   if (rc) slr_dataset_free(ds);
   return rc;

@@ -14,6 +14,16 @@
 
 #include "slr/data.h"
 
+/* Refuse an image whose header declares more than SLR_IMAGE_MAX_PIXELS. */
+static int check_pixels(const char *kind, const char *name, long long w, long long h) {
+  if (w < 1 || h < 1 || w * h > SLR_IMAGE_MAX_PIXELS)
+    return SLR_FAIL(SLR_ERR_INPUT,
+                    "%s image %s declares %lld x %lld pixels, more than the %lld slr decodes "
+                    "(a decompression bomb or a damaged header?)",
+                    kind, name, w, h, (long long)SLR_IMAGE_MAX_PIXELS);
+  return 0;
+}
+
 void slr_image_free(slr_image *im) {
   free(im->data);
   memset(im, 0, sizeof *im);
@@ -98,6 +108,11 @@ static int decode_jpeg(const uint8_t *buf, size_t len, const char *name, slr_ima
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, buf, (unsigned long)len);
   jpeg_read_header(&cinfo, TRUE);
+  /* from the header, before libjpeg allocates anything for the pixels */
+  if (check_pixels("JPEG", name, (long long)cinfo.image_width, (long long)cinfo.image_height)) {
+    jpeg_destroy_decompress(&cinfo);
+    return SLR_ERR_INPUT;
+  }
   if (cinfo.num_components != 1 && cinfo.num_components != 3) {
     jpeg_destroy_decompress(&cinfo);
     return SLR_FAIL(SLR_ERR_INPUT, "JPEG image %s has %d colour components (CMYK?)", name,
@@ -215,6 +230,12 @@ static int decode_png(const uint8_t *buf, size_t len, const char *name, slr_imag
   }
   png_set_read_fn(png, &src, png_read_mem);
   png_read_info(png, info);
+  /* from the header (IHDR), before anything is allocated for the pixels */
+  if (check_pixels("PNG", name, (long long)png_get_image_width(png, info),
+                   (long long)png_get_image_height(png, info))) {
+    png_destroy_read_struct(&png, &info, NULL);
+    return SLR_ERR_INPUT;
+  }
   int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
   int ctype = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
   if (depth == 16) png_set_strip_16(png);

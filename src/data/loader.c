@@ -60,7 +60,7 @@ static void schedule(slr_loader *l, int k) {
     for (int64_t i = 0; i < sl->count; i++) sl->idx[i] = l->seq_first + a + i;
   } else {
     slr_id_sampler_batch(l->s, l->seed, sl->epoch, sl->step, l->batch);
-    slr_batch_slice(l->global, l->rank, l->size, &sl->pos0, &sl->count);
+    slr_shard_rows(l->global, l->rank, l->size, &sl->pos0, &sl->count);
     memcpy(sl->idx, l->batch + sl->pos0, (size_t)sl->count * sizeof *sl->idx);
   }
   sl->next = sl->done = sl->busy = 0;
@@ -140,7 +140,7 @@ int slr_loader_create(slr_loader **out, slr_batcher *b, const slr_id_sampler *s,
   l->size = size;
   l->global = (int64_t)s->P * s->K;
   int64_t p0;
-  slr_batch_slice(l->global, 0, size, &p0, &l->max_count); /* rank 0 has the largest slice */
+  slr_shard_rows(l->global, 0, size, &p0, &l->max_count); /* rank 0 has the largest slice */
   SLR_TRY(loader_start(l, workers, depth));
   *out = l;
   return 0;

@@ -153,20 +153,12 @@ void slr_id_sampler_batch(const slr_id_sampler *s, uint64_t seed, int64_t epoch,
   free(cand);
 }
 
-void slr_batch_slice(int64_t global, int rank, int size, int64_t *pos0, int64_t *count) {
-  slr_shard_rows(global, rank, size, pos0, count);
-}
-
-void slr_seq_shard(int64_t n, int rank, int size, int64_t *first, int64_t *count) {
-  slr_shard_rows(n, rank, size, first, count);
-}
-
 int slr_split_check(const slr_split *s, int skip_corrupt, MPI_Comm comm, int64_t *bad) {
   int rank, size;
   SLR_MPI(MPI_Comm_rank(comm, &rank));
   SLR_MPI(MPI_Comm_size(comm, &size));
   int64_t first, count;
-  slr_seq_shard(s->n, rank, size, &first, &count);
+  slr_shard_rows(s->n, rank, size, &first, &count);
   long long local = 0, total = 0;
   int rc = 0;
   for (int64_t i = first; i < first + count && !rc; i++) {

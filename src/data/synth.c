@@ -9,6 +9,9 @@
  * walking, with scale, crop, occlusion and lighting jitter. Two styles:
  * "synthetic" (flat, clean, saturated, like PersonX renders) and
  * "realistic" (textured fabric, shading, clutter, noise, muted palette).
+ * Two knobs vary a style's lighting: a brightness factor on every camera
+ * (gain) and extra colour-cast amplitude (cast); their defaults leave the
+ * style as drawn, byte for byte.
  *
  * Every image is drawn at 4x resolution and box-filtered down. All random
  * draws come from slr_rng keyed by the seed and (identity, camera, shot),
@@ -170,8 +173,8 @@ static void camera_attrs(const slr_synth_opts *o, int cam, camera *c) {
   slr_rng_init(&r, o->seed, slr_rng_stream_id(KEY_CAM, (uint64_t)cam, 0, 0), 0);
   int real = o->style == SLR_STYLE_REALISTIC;
   float d = (float)o->difficulty;
-  c->gain = real ? unif(&r, 0.7f, 1.15f) : unif(&r, 0.9f, 1.08f);
-  float cast = real ? 0.06f + 0.10f * d : 0.03f + 0.04f * d;
+  c->gain = (real ? unif(&r, 0.7f, 1.15f) : unif(&r, 0.9f, 1.08f)) * (float)o->gain;
+  float cast = (real ? 0.06f + 0.10f * d : 0.03f + 0.04f * d) + (float)o->cast;
   for (int k = 0; k < 3; k++) c->cast[k] = 1.0f + unif(&r, -cast, cast);
   if (real) {
     float g = unif(&r, 0.3f, 0.7f);
@@ -678,6 +681,8 @@ void slr_synth_defaults(slr_synth_opts *o) {
   o->difficulty = 0.5;
   o->style = SLR_STYLE_SYNTHETIC;
   o->train_frac = 0.5;
+  o->gain = 1.0;
+  o->cast = 0.0;
 }
 
 static int check_opts(const slr_synth_opts *o) {
@@ -695,6 +700,10 @@ static int check_opts(const slr_synth_opts *o) {
     return SLR_FAIL(SLR_ERR_USAGE, "--difficulty must be in [0, 1] (got %g)", o->difficulty);
   if (!(o->train_frac > 0 && o->train_frac < 1))
     return SLR_FAIL(SLR_ERR_USAGE, "--train-frac must be in (0, 1) (got %g)", o->train_frac);
+  if (!(o->gain >= 0.2 && o->gain <= 2))
+    return SLR_FAIL(SLR_ERR_USAGE, "--gain must be in [0.2, 2] (got %g)", o->gain);
+  if (!(o->cast >= 0 && o->cast <= 0.5))
+    return SLR_FAIL(SLR_ERR_USAGE, "--cast must be in [0, 0.5] (got %g)", o->cast);
   return 0;
 }
 

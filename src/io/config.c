@@ -9,11 +9,12 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "slr/core.h"
 
-typedef enum { K_INT, K_FLOAT, K_BOOL, K_STR, K_INTS, K_NAMES, K_I32 } key_type;
+typedef enum { K_INT, K_FLOAT, K_BOOL, K_STR, K_INTS, K_NAMES, K_I32, K_ENUM } key_type;
 
 typedef struct {
   const char *path;    /* "solver.adapt.lr" */
@@ -33,7 +34,10 @@ typedef struct {
 #define FLT(p, f, lo, hi, d, h) {p, K_FLOAT, OFF(f), 0, lo, hi, NULL, d, h}
 #define BOOL(p, f, d, h) {p, K_BOOL, OFF(f), 0, 0, 1, NULL, d, h}
 #define STR(p, f, d, h) {p, K_STR, OFF(f), SZ(f), 0, 0, NULL, d, h}
-#define ENUM(p, f, ch, d, h) {p, K_STR, OFF(f), SZ(f), 0, 0, ch, d, h}
+/* a string that must be one of the choices */
+#define CHOICE(p, f, ch, d, h) {p, K_STR, OFF(f), SZ(f), 0, 0, ch, d, h}
+/* an enum field: the value is the index of the name in the choices */
+#define ENUM(p, f, ch, d, h) {p, K_ENUM, OFF(f), SZ(f), 0, 0, ch, d, h}
 #define INTS(p, f, lo, hi, d, h) {p, K_INTS, OFF(f), 0, lo, hi, NULL, d, h}
 #define NAMES(p, f, ch, d, h) {p, K_NAMES, OFF(f), 0, 0, 0, ch, d, h}
 #define BIG 1e18
@@ -52,7 +56,9 @@ typedef struct {
       BOOL("data." #side ".use_val", data.side.use_val, "true",                             \
            "msmt17: train on list_train + list_val")
 
-#define SCHEDULE(stage, d_sched, d_step, d_miles, d_warm)                                 \
+#define SCHEDULE(stage, d_lr, d_sched, d_step, d_miles, d_warm)                           \
+  FLT("solver." #stage ".lr", solver.stage.lr, 1e-12, 10, d_lr,                             \
+      "base learning rate of " #stage),                                                     \
   ENUM("solver." #stage ".schedule", solver.stage.schedule,                                 \
        "constant|step|multistep|cosine", d_sched, "learning-rate schedule of " #stage),     \
       INT("solver." #stage ".step_size", solver.stage.step_size, 1, 1e9, d_step,            \
@@ -67,7 +73,7 @@ static const key_def KEYS[] = {
     DOMAIN(target, "dukemtmc"),
     I32("data.height", data.height, 32, 4096, "256", "input height in pixels"),
     I32("data.width", data.width, 32, 4096, "128", "input width in pixels"),
-    ENUM("data.interpolation", data.interpolation, "bicubic|bilinear", "bicubic",
+    CHOICE("data.interpolation", data.interpolation, "bicubic|bilinear", "bicubic",
          "resize filter (PIL's, antialiased when shrinking)"),
     FLT("data.flip_p", data.flip_p, 0, 1, "0.5", "horizontal flip probability"),
     I32("data.pad", data.pad, 0, 1024, "10", "padding before the random crop"),
@@ -78,11 +84,11 @@ static const key_def KEYS[] = {
     I32("data.workers", data.workers, 0, 256, "2", "loader threads per rank"),
     I32("data.prefetch", data.prefetch, 1, 64, "2", "batches decoded ahead"),
 
-    ENUM("model.arch", model.arch, "resnet18|resnet34|resnet50|resnet50_ibn_a", "resnet50",
+    CHOICE("model.arch", model.arch, "resnet18|resnet34|resnet50|resnet50_ibn_a", "resnet50",
          "backbone"),
     FLT("model.width", model.width, 0.01, 4, "1.0", "channel multiplier (small models)"),
     I32("model.last_stride", model.last_stride, 1, 2, "1", "stride of layer4"),
-    ENUM("model.pool", model.pool, "avg|gem", "gem", "global pooling"),
+    CHOICE("model.pool", model.pool, "avg|gem", "gem", "global pooling"),
     FLT("model.gem_p", model.gem_p, 1, 100, "3.0", "initial GeM exponent"),
     BOOL("model.neck", model.neck, "true", "BatchNorm1d neck with frozen bias"),
     STR("model.pretrained", model.pretrained, "\"\"",
@@ -91,7 +97,6 @@ static const key_def KEYS[] = {
          "batch-norm statistics over the global batch (all ranks)"),
 
     ENUM("solver.optimizer", solver.optimizer, "adam|sgd", "adam", "optimizer"),
-    FLT("solver.lr", solver.lr, 1e-12, 10, "3.5e-4", "base learning rate"),
     FLT("solver.weight_decay", solver.weight_decay, 0, 1, "5.0e-4",
         "L2 weight decay (added to the gradient, as torch.optim does)"),
     FLT("solver.momentum", solver.momentum, 0, 1, "0.9", "SGD momentum"),
@@ -102,8 +107,8 @@ static const key_def KEYS[] = {
     FLT("solver.warmup_factor", solver.warmup_factor, 0, 1, "0.01",
         "warm-up starts at lr * warmup_factor"),
     FLT("solver.min_lr", solver.min_lr, 0, 10, "0.0", "cosine: final learning rate"),
-    SCHEDULE(pretrain, "multistep", "20", "[40, 70]", "10"),
-    SCHEDULE(adapt, "step", "20", "[]", "0"),
+    SCHEDULE(pretrain, "3.5e-4", "multistep", "20", "[40, 70]", "10"),
+    SCHEDULE(adapt, "3.5e-4", "step", "20", "[]", "0"),
 
     NAMES("train.stages", train.stages, "pretrain|adapt", "[pretrain, adapt]",
           "stages to run, in order"),
@@ -132,10 +137,10 @@ static const key_def KEYS[] = {
     BOOL("train.adapt.hard", train.adapt.hard, "false",
          "update the memory with the least similar sample of each cluster"),
 
-    INT("cluster.k1", cluster.k1, 1, 10000, "30", "k-reciprocal k1"),
-    INT("cluster.k2", cluster.k2, 1, 10000, "6", "query-expansion k2"),
-    FLT("cluster.eps", cluster.eps, 0, 1, "0.6", "DBSCAN eps on the Jaccard distance"),
-    INT("cluster.min_samples", cluster.min_samples, 1, 10000, "4",
+    INT("cluster.k1", cluster.k1, 1, 100000, "30", "k-reciprocal k1"),
+    INT("cluster.k2", cluster.k2, 1, 100000, "6", "query-expansion k2 (at most k1)"),
+    FLT("cluster.eps", cluster.eps, 1e-9, 1, "0.6", "DBSCAN eps on the Jaccard distance"),
+    INT("cluster.min_samples", cluster.min_samples, 1, 2147483647, "4",
         "DBSCAN min_samples (counting the point itself)"),
 
     ENUM("refine.mode", refine.mode, "none|argmax|hierarchical", "hierarchical",
@@ -150,20 +155,39 @@ static const key_def KEYS[] = {
          "let current outliers with a previous cluster join a refined cluster"),
     FLT("refine.soft_weight", refine.soft_weight, 0, 100, "0.0",
         "weight of the soft-label loss against the memory (0 = off)"),
+    CHOICE("refine.distance", refine.distance, "euclidean|cosine|jensen_shannon|hellinger",
+         "euclidean", "distance between soft labels in the hierarchical clustering"),
+    CHOICE("refine.threshold_mode", refine.threshold_mode, "absolute|alpha", "absolute",
+         "absolute: refine.threshold as given; alpha: refine.threshold times alpha"),
+    CHOICE("refine.alpha_schedule", refine.alpha_schedule, "constant|linear", "constant",
+         "alpha over the adaptation epochs: constant, or linear to refine.alpha_end"),
+    FLT("refine.alpha_end", refine.alpha_end, 0, 1, "0.5",
+        "linear schedule: alpha at the last adaptation epoch"),
+    CHOICE("refine.previous", refine.previous, "dbscan|refined", "dbscan",
+         "previous labels projected: the last epoch's DBSCAN or refined labels"),
+    CHOICE("refine.projection", refine.projection, "row|iou|transition", "row",
+         "projection of a previous cluster: IoU row-normalised, raw IoU, or the share of its "
+         "samples in each current cluster"),
+    CHOICE("refine.memory", refine.memory, "refined|dbscan", "refined",
+         "clusters the cluster memory is built from"),
 
     INT("checkpoint.every_steps", checkpoint.every_steps, 0, 1e12, "0",
         "also checkpoint every n steps (0 = end of each epoch only)"),
     ENUM("checkpoint.resume", checkpoint.resume, "auto|never", "auto",
          "auto: continue from the newest complete checkpoint in the run folder"),
     INT("checkpoint.keep", checkpoint.keep, 1, 1e6, "2", "checkpoints kept"),
+    INT("checkpoint.labels_every", checkpoint.labels_every, 0, 1e6, "1",
+        "write RUN/labels/epoch-NNN.h5 every n adaptation epochs (0 = never)"),
+    BOOL("checkpoint.labels_features", checkpoint.labels_features, "true",
+         "the labels files also hold the epoch's features"),
 
     INT("eval.every", eval.every, 0, 1e6, "10", "evaluate every n epochs (0 = only at the end)"),
-    ENUM("eval.metric", eval.metric, "euclidean|cosine", "euclidean", "retrieval distance"),
+    CHOICE("eval.metric", eval.metric, "euclidean|cosine", "euclidean", "retrieval distance"),
     BOOL("eval.rerank", eval.rerank, "false", "k-reciprocal re-ranking at test time"),
-    ENUM("eval.rerank_variant", eval.rerank_variant, "jaccard|zhong", "jaccard",
+    CHOICE("eval.rerank_variant", eval.rerank_variant, "jaccard|zhong", "jaccard",
          "re-ranking variant: the peers' evaluators (jaccard) or their re_ranking function (zhong)"),
-    INT("eval.rerank_k1", eval.rerank_k1, 1, 10000, "20", "re-ranking k1"),
-    INT("eval.rerank_k2", eval.rerank_k2, 1, 10000, "6", "re-ranking k2"),
+    INT("eval.rerank_k1", eval.rerank_k1, 1, 100000, "20", "re-ranking k1"),
+    INT("eval.rerank_k2", eval.rerank_k2, 1, 100000, "6", "re-ranking k2 (at most k1)"),
     FLT("eval.rerank_lambda", eval.rerank_lambda, 0, 1, "0.3", "re-ranking lambda"),
     INT("eval.batch_size", eval.batch_size, 1, 1e6, "64", "feature extraction batch"),
 
@@ -245,13 +269,44 @@ static int in_choices(const char *choices, const char *s) {
   return 0;
 }
 
+/* Index of s among "a|b|c", -1 if it is not one of them. */
+static int choice_index(const char *choices, const char *s) {
+  size_t n = strlen(s);
+  const char *p = choices;
+  for (int i = 0; *p; i++) {
+    const char *q = strchr(p, '|');
+    size_t len = q ? (size_t)(q - p) : strlen(p);
+    if (len == n && strncmp(p, s, n) == 0) return i;
+    if (!q) break;
+    p = q + 1;
+  }
+  return -1;
+}
+
+/* The i-th of "a|b|c" into buf ("?" when out of range). */
+static const char *choice_name(const char *choices, int i, char *buf, size_t len) {
+  const char *p = choices;
+  for (int j = 0; *p; j++) {
+    const char *q = strchr(p, '|');
+    size_t l = q ? (size_t)(q - p) : strlen(p);
+    if (j == i) {
+      snprintf(buf, len, "%.*s", (int)l, p);
+      return buf;
+    }
+    if (!q) break;
+    p = q + 1;
+  }
+  snprintf(buf, len, "?");
+  return buf;
+}
+
 static int check_range(const key_def *k, double v, const char *where, const char *s) {
   if (v < k->min || v > k->max) {
     char why[160];
     if (k->max >= BIG / 10 || k->max > 1e17)
-      snprintf(why, sizeof why, "is out of range (at least %g)", k->min);
+      snprintf(why, sizeof why, "is out of range (at least %.15g)", k->min);
     else
-      snprintf(why, sizeof why, "is out of range (%g to %g)", k->min, k->max);
+      snprintf(why, sizeof why, "is out of range (%.15g to %.15g)", k->min, k->max);
     return bad(where, k->path, s, why);
   }
   return 0;
@@ -293,6 +348,16 @@ static int set_scalar(slr_config *c, const key_def *k, const char *s, const char
     }
     if (strlen(s) >= k->size) return bad(where, k->path, s, "is too long");
     strcpy(base, s);
+    return 0;
+  }
+  case K_ENUM: {
+    int v = choice_index(k->choices, s);
+    if (v < 0) {
+      char why[300];
+      snprintf(why, sizeof why, "is not one of %s", k->choices);
+      return bad(where, k->path, s, why);
+    }
+    *(int *)base = v;
     return 0;
   }
   default:
@@ -378,32 +443,92 @@ static int skip_node(yaml_parser_t *p, yaml_event_t *start, const walker *w) {
 /* Read the value of key `path` whose first event is `e` (consumed). */
 static int read_value(yaml_parser_t *p, yaml_event_t *e, const char *path, const walker *w);
 
+/* An alias (*name) is refused with a message that says so: a configuration
+ * is a record of a run, read by people and by slr alike, and every value is
+ * written out where it applies. */
+static int alias_error(const walker *w, const yaml_event_t *e, const char *path) {
+  char where[SLR_CFG_STR + 64];
+  where_at(w, e, where, sizeof where);
+  return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                       "%s: %s: YAML aliases (*%s) are not supported in slr configurations; "
+                       "write the value out",
+                       where, path[0] ? path : "(top level)",
+                       e->data.alias.anchor ? (const char *)e->data.alias.anchor : "");
+}
+
+/* The keys of one mapping seen so far, for duplicates. */
+typedef struct {
+  char name[64][SLR_CFG_NAME * 2];
+  size_t line[64];
+  int n;
+} seen_keys;
+
 static int read_mapping(yaml_parser_t *p, const char *prefix, const walker *w) {
+  seen_keys *seen = calloc(1, sizeof *seen);
+  if (!seen) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory reading %s", w->name);
+  int rc = 0;
   for (;;) {
     yaml_event_t ke;
-    SLR_TRY(next(p, &ke, w));
+    rc = next(p, &ke, w);
+    if (rc) break;
     if (ke.type == YAML_MAPPING_END_EVENT) {
       yaml_event_delete(&ke);
-      return 0;
+      break;
     }
     char where[SLR_CFG_STR + 64];
     where_at(w, &ke, where, sizeof where);
+    if (ke.type == YAML_ALIAS_EVENT) {
+      rc = alias_error(w, &ke, prefix);
+      yaml_event_delete(&ke);
+      break;
+    }
     if (ke.type != YAML_SCALAR_EVENT) {
       yaml_event_delete(&ke);
-      return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: %s: keys must be plain names", where,
-                           prefix[0] ? prefix : "(top level)");
+      rc = slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: %s: keys must be plain names", where,
+                         prefix[0] ? prefix : "(top level)");
+      break;
     }
     char path[256];
     snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", scalar_text(&ke));
+    const char *name = scalar_text(&ke);
+    if (strcmp(name, "<<") == 0) {
+      yaml_event_delete(&ke);
+      rc = slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s: %s: YAML merge keys (<<) are not supported in slr "
+                         "configurations; write the keys out",
+                         where, prefix[0] ? prefix : "(top level)");
+      break;
+    }
+    for (int i = 0; i < seen->n; i++)
+      if (strcmp(seen->name[i], name) == 0) {
+        rc = slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                           "%s: duplicate %s \"%s\" (first at line %zu)", where,
+                           find_key(path) ? "key" : "section", path,
+                           seen->line[i] + 1 + (size_t)(w->line_offset > 0 ? w->line_offset : 0));
+        break;
+      }
+    if (!rc && seen->n < 64 && strlen(name) < sizeof seen->name[0]) {
+      strcpy(seen->name[seen->n], name);
+      seen->line[seen->n++] = ke.start_mark.line;
+    }
     yaml_event_delete(&ke);
-    if (!find_key(path) && !is_section(path))
-      return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: unknown key \"%s\"", where, path);
+    if (rc) break;
+    if (!find_key(path) && !is_section(path)) {
+      rc = slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: unknown key \"%s\"", where, path);
+      break;
+    }
     yaml_event_t ve;
-    SLR_TRY(next(p, &ve, w));
-    int rc = read_value(p, &ve, path, w);
+    rc = next(p, &ve, w);
+    if (rc) break;
+    if (ve.type == YAML_ALIAS_EVENT)
+      rc = alias_error(w, &ve, path);
+    else
+      rc = read_value(p, &ve, path, w);
     yaml_event_delete(&ve);
-    SLR_TRY(rc);
+    if (rc) break;
   }
+  free(seen);
+  return rc;
 }
 
 static int read_value(yaml_parser_t *p, yaml_event_t *e, const char *path, const walker *w) {
@@ -438,7 +563,9 @@ static int read_value(yaml_parser_t *p, yaml_event_t *e, const char *path, const
       char iw[SLR_CFG_STR + 64];
       where_at(w, &it, iw, sizeof iw);
       int rc;
-      if (it.type != YAML_SCALAR_EVENT) {
+      if (it.type == YAML_ALIAS_EVENT) {
+        rc = alias_error(w, &it, path);
+      } else if (it.type != YAML_SCALAR_EVENT) {
         rc = slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: %s: list elements must be scalars",
                            iw, path);
       } else {
@@ -504,6 +631,11 @@ static int parse_stream(yaml_parser_t *p, const char *prefix, const walker *w) {
 void slr_config_defaults(slr_config *c) {
   memset(c, 0, sizeof *c);
   for (size_t i = 0; i < NKEYS; i++) {
+    if (KEYS[i].type == K_ENUM && KEYS[i].size != sizeof(int)) {
+      fprintf(stderr, "slr: internal error: %s is an ENUM key but its field is no enum\n",
+              KEYS[i].path);
+      abort();
+    }
     char assign[512];
     snprintf(assign, sizeof assign, "%s=%s", KEYS[i].path, KEYS[i].def);
     if (slr_config_set(c, assign) != 0) {
@@ -515,6 +647,13 @@ void slr_config_defaults(slr_config *c) {
 }
 
 int slr_config_load(slr_config *c, const char *path) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s is a folder, not a configuration file (a .yaml file)", path);
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s is not a regular file; give a configuration file (.yaml)", path);
   FILE *fp = fopen(path, "rb");
   if (!fp)
     return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: cannot open configuration: %s", path,
@@ -530,10 +669,35 @@ int slr_config_load(slr_config *c, const char *path) {
   return rc;
 }
 
+int slr_config_load_text(slr_config *c, const char *text, const char *where) {
+  yaml_parser_t p;
+  yaml_parser_initialize(&p);
+  yaml_parser_set_input_string(&p, (const unsigned char *)text, strlen(text));
+  walker w = {c, where, 0};
+  int rc = parse_stream(&p, "", &w);
+  yaml_parser_delete(&p);
+  return rc;
+}
+
+static int config_set_at(slr_config *c, const char *assignment, const char *where);
+
 int slr_config_set(slr_config *c, const char *assignment) {
   if (!assignment) return 0;
   char where[700];
   snprintf(where, sizeof where, "--set %s", assignment);
+  return config_set_at(c, assignment, where);
+}
+
+int slr_config_set_option(slr_config *c, const char *option, const char *key,
+                          const char *value) {
+  if (!value) return 0;
+  char where[700], assign[700];
+  snprintf(where, sizeof where, "--%s %s", option, value);
+  snprintf(assign, sizeof assign, "%s=%s", key, value);
+  return config_set_at(c, assign, where);
+}
+
+static int config_set_at(slr_config *c, const char *assignment, const char *where) {
   const char *eq = strchr(assignment, '=');
   if (!eq || eq == assignment)
     return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: expected KEY=VALUE, e.g. solver.adapt.lr=1e-4",
@@ -571,7 +735,7 @@ int slr_config_set(slr_config *c, const char *assignment) {
 int slr_config_validate(const slr_config *c) {
   const slr_pretrain_cfg *pt = &c->train.pretrain;
   const slr_adapt_cfg *ad = &c->train.adapt;
-  const char *f = c->source_file[0] ? c->source_file : "configuration";
+  const char *f = c->source_file[0] ? c->source_file : "the configuration";
   if (pt->batch_size % pt->instances)
     return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
                          "%s: train.pretrain.batch_size %lld is not a multiple of "
@@ -582,9 +746,16 @@ int slr_config_validate(const slr_config *c) {
                          "%s: train.adapt.batch_size %lld is not a multiple of "
                          "train.adapt.instances %lld",
                          f, (long long)ad->batch_size, (long long)ad->instances);
+  if (c->train.stages.n == 0)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s: train.stages is empty; give pretrain, adapt or both", f);
   if (c->cluster.k2 > c->cluster.k1)
     return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: cluster.k2 %lld is larger than cluster.k1 %lld",
                          f, (long long)c->cluster.k2, (long long)c->cluster.k1);
+  if (c->eval.rerank_k2 > c->eval.rerank_k1)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0,
+                         "%s: eval.rerank_k2 %lld is larger than eval.rerank_k1 %lld", f,
+                         (long long)c->eval.rerank_k2, (long long)c->eval.rerank_k1);
   return 0;
 }
 
@@ -624,12 +795,18 @@ static void write_value(FILE *out, const slr_config *c, const key_def *k) {
       snprintf(buf, sizeof buf, "%.*g", prec, v);
       if (strtod(buf, NULL) == v) break;
     }
+    if (v == floor(v) && fabs(v) < 1e15) snprintf(buf, sizeof buf, "%.1f", v); /* 10.0 */
     if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
     fputs(buf, out);
     break;
   }
   case K_BOOL: fputs(*(const int *)base ? "true" : "false", out); break;
   case K_STR: write_str(out, base); break;
+  case K_ENUM: {
+    char name[SLR_CFG_NAME];
+    fputs(choice_name(k->choices, *(const int *)base, name, sizeof name), out);
+    break;
+  }
   case K_INTS: {
     const slr_int_list *l = (const slr_int_list *)base;
     fputc('[', out);
@@ -650,39 +827,127 @@ static void write_value(FILE *out, const slr_config *c, const key_def *k) {
   }
 }
 
-int slr_config_write(const slr_config *c, FILE *out) {
-  char prev[256] = "";
-  for (size_t i = 0; i < NKEYS; i++) {
-    const char *path = KEYS[i].path;
-    /* open the sections that differ from the previous key's */
-    const char *p = path, *q = prev;
-    int depth = 0;
-    while (1) {
-      const char *pd = strchr(p, '.'), *qd = strchr(q, '.');
-      if (!pd) break;
-      size_t pl = (size_t)(pd - p);
-      if (qd && (size_t)(qd - q) == pl && strncmp(p, q, pl) == 0) {
-        p = pd + 1;
-        q = qd + 1;
-        depth++;
-        continue;
-      }
-      /* new section at this depth and all below */
-      while (pd) {
-        fprintf(out, "%*s%.*s:\n", 2 * depth, "", (int)(pd - p), p);
-        p = pd + 1;
-        pd = strchr(p, '.');
-        depth++;
-      }
-      q = "";
-      break;
-    }
-    fprintf(out, "%*s%s: ", 2 * depth, "", p);
-    write_value(out, c, &KEYS[i]);
-    fputc('\n', out);
-    slr_strlcpy(prev, path, sizeof prev);
+static char *value_text(const slr_config *c, const key_def *k);
+
+/* ---- the YAML writer (libyaml's emitter) ----------------------------------------- */
+
+/* Whether a string must be quoted to read back as the same string (also for
+ * other YAML readers: "true", "1.5", "null", "" ...). */
+static int needs_quotes(const char *s) {
+  int plain = s[0] != '\0';
+  for (const char *p = s; *p && plain; p++)
+    if (!(isalnum((unsigned char)*p) || strchr("_-./+", *p))) plain = 0;
+  int dummy;
+  double dd;
+  if (plain && (parse_bool(s, &dummy) == 0 || parse_float(s, &dd) == 0 ||
+                strcmp(s, "null") == 0 || strcmp(s, "~") == 0))
+    plain = 0;
+  return !plain;
+}
+
+static int emit_scalar(yaml_emitter_t *em, const char *text, int quoted) {
+  yaml_event_t ev;
+  yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), 1, 1,
+                               quoted ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE);
+  return yaml_emitter_emit(em, &ev) ? 0 : -1;
+}
+
+static int emit_simple(yaml_emitter_t *em, int type) {
+  yaml_event_t ev;
+  switch (type) {
+  case 0: yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE); break;
+  case 1: yaml_mapping_end_event_initialize(&ev); break;
+  case 2: yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_FLOW_SEQUENCE_STYLE); break;
+  default: yaml_sequence_end_event_initialize(&ev); break;
   }
-  return ferror(out) ? SLR_FAIL(SLR_ERR, "cannot write the configuration") : 0;
+  return yaml_emitter_emit(em, &ev) ? 0 : -1;
+}
+
+static int emit_value(yaml_emitter_t *em, const slr_config *c, const key_def *k) {
+  const char *base = (const char *)c + k->off;
+  if (k->type == K_INTS || k->type == K_NAMES) {
+    if (emit_simple(em, 2)) return -1;
+    if (k->type == K_INTS) {
+      const slr_int_list *l = (const slr_int_list *)base;
+      for (int i = 0; i < l->n; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "%lld", (long long)l->v[i]);
+        if (emit_scalar(em, t, 0)) return -1;
+      }
+    } else {
+      const slr_name_list *l = (const slr_name_list *)base;
+      for (int i = 0; i < l->n; i++)
+        if (emit_scalar(em, l->v[i], needs_quotes(l->v[i]))) return -1;
+    }
+    return emit_simple(em, 3);
+  }
+  if (k->type == K_STR) return emit_scalar(em, base, needs_quotes(base));
+  char *t = value_text(c, k);
+  if (!t) return -1;
+  int rc = emit_scalar(em, t, 0);
+  free(t);
+  return rc;
+}
+
+static int write_handler(void *data, unsigned char *buffer, size_t size) {
+  return fwrite(buffer, 1, size, (FILE *)data) == size;
+}
+
+int slr_config_write(const slr_config *c, FILE *out) {
+  yaml_emitter_t em;
+  if (!yaml_emitter_initialize(&em)) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory (YAML)");
+  yaml_emitter_set_output(&em, write_handler, out);
+  yaml_emitter_set_unicode(&em, 1);
+  yaml_emitter_set_indent(&em, 2);
+  yaml_emitter_set_width(&em, -1); /* one line per key, however long */
+  yaml_event_t ev;
+  int bad_emit = 0;
+  yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+  bad_emit |= !yaml_emitter_emit(&em, &ev);
+  yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
+  bad_emit |= !yaml_emitter_emit(&em, &ev);
+  bad_emit |= emit_simple(&em, 0) != 0;
+  /* the open sections, as the prefix of the previous key */
+  char open[8][64];
+  int depth = 0;
+  for (size_t i = 0; i < NKEYS && !bad_emit; i++) {
+    char parts[8][64];
+    int np = 0;
+    const char *p = KEYS[i].path;
+    while (np < 8) {
+      const char *d = strchr(p, '.');
+      size_t l = d ? (size_t)(d - p) : strlen(p);
+      snprintf(parts[np++], sizeof parts[0], "%.*s", (int)l, p);
+      if (!d) break;
+      p = d + 1;
+    }
+    int common = 0;
+    while (common < depth && common < np - 1 && strcmp(open[common], parts[common]) == 0)
+      common++;
+    for (; depth > common; depth--) bad_emit |= emit_simple(&em, 1) != 0;
+    for (; depth < np - 1; depth++) {
+      bad_emit |= emit_scalar(&em, parts[depth], 0) != 0;
+      bad_emit |= emit_simple(&em, 0) != 0;
+      snprintf(open[depth], sizeof open[0], "%s", parts[depth]);
+    }
+    bad_emit |= emit_scalar(&em, parts[np - 1], 0) != 0;
+    bad_emit |= emit_value(&em, c, &KEYS[i]) != 0;
+  }
+  for (; depth > 0 && !bad_emit; depth--) bad_emit |= emit_simple(&em, 1) != 0;
+  if (!bad_emit) {
+    bad_emit |= emit_simple(&em, 1) != 0;
+    yaml_document_end_event_initialize(&ev, 1);
+    bad_emit |= !yaml_emitter_emit(&em, &ev);
+    yaml_stream_end_event_initialize(&ev);
+    bad_emit |= !yaml_emitter_emit(&em, &ev);
+  }
+  bad_emit |= !yaml_emitter_flush(&em);
+  const char *why = em.problem ? em.problem : "";
+  int rc = bad_emit || ferror(out)
+               ? SLR_FAIL(SLR_ERR, "cannot write the configuration%s%s", why[0] ? ": " : "", why)
+               : 0;
+  yaml_emitter_delete(&em);
+  return rc;
 }
 
 char *slr_config_to_string(const slr_config *c) {
@@ -696,7 +961,7 @@ char *slr_config_to_string(const slr_config *c) {
 }
 
 void slr_config_print_keys(FILE *out) {
-  static const char *tn[] = {"int", "float", "bool", "string", "int list", "list", "int"};
+  static const char *tn[] = {"int", "float", "bool", "string", "int list", "list", "int", "choice"};
   for (size_t i = 0; i < NKEYS; i++) {
     const key_def *k = &KEYS[i];
     fprintf(out, "%-34s %-8s default %-14s %s", k->path, tn[k->type], k->def, k->help);
@@ -714,4 +979,65 @@ int slr_config_save(const slr_config *c, const char *dir) {
   int rc = slr_write_file_atomic(path, text, strlen(text));
   free(text);
   return rc;
+}
+
+/* ---- enums, defaults, differences ------------------------------------------------ */
+
+int slr_config_enum_parse(const char *key, const char *name, int *out) {
+  const key_def *k = find_key(key);
+  if (!k || k->type != K_ENUM)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s is not a key with a fixed set of values",
+                         key);
+  int v = choice_index(k->choices, name);
+  if (v < 0)
+    return slr_error_set(SLR_ERR_CONFIG, NULL, 0, "%s: \"%s\" is not one of %s", key, name,
+                         k->choices);
+  *out = v;
+  return 0;
+}
+
+const char *slr_config_enum_name(const char *key, int value) {
+  static _Thread_local char buf[SLR_CFG_NAME];
+  const key_def *k = find_key(key);
+  if (!k || k->type != K_ENUM) return "?";
+  return choice_name(k->choices, value, buf, sizeof buf);
+}
+
+const char *slr_config_default_text(const char *key) {
+  const key_def *k = find_key(key);
+  return k ? k->def : NULL;
+}
+
+/* one key's value as YAML text (malloc'ed) */
+static char *value_text(const slr_config *c, const key_def *k) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  if (!m) return NULL;
+  write_value(m, c, k);
+  fclose(m);
+  return buf;
+}
+
+char *slr_config_diff(const slr_config *a, const slr_config *b, int *count) {
+  char *out = NULL;
+  size_t len = 0;
+  *count = 0;
+  FILE *m = open_memstream(&out, &len);
+  if (!m) return NULL;
+  for (size_t i = 0; i < NKEYS; i++) {
+    char *va = value_text(a, &KEYS[i]), *vb = value_text(b, &KEYS[i]);
+    if (va && vb && strcmp(va, vb) != 0) {
+      fprintf(m, "%s: %s -> %s\n", KEYS[i].path, va, vb);
+      (*count)++;
+    }
+    free(va);
+    free(vb);
+  }
+  fclose(m);
+  if (*count == 0) {
+    free(out);
+    return NULL;
+  }
+  return out;
 }

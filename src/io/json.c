@@ -1,101 +1,74 @@
-/* A small JSON writer: objects, arrays, numbers (shortest exact text),
- * integers, booleans and escaped strings into a growing buffer. */
+/* The JSON writer on json-c: objects and arrays as a json-c tree, numbers
+ * with the shortest text that reads back exactly (json_object_new_double_s,
+ * since json-c's own "%.17g" prints 0.1 as 0.10000000000000001), NaN and
+ * infinities as null, serialised with json-c's spaced style and no escaping
+ * of '/'. */
+#include <json-c/json.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "slr/io.h"
 
-void slr_json_init(slr_json *j) {
-  memset(j, 0, sizeof *j);
-  j->first[0] = 1;
-}
+void slr_json_init(slr_json *j) { memset(j, 0, sizeof *j); }
 
 void slr_json_free(slr_json *j) {
-  free(j->buf);
+  if (j->root) json_object_put(j->root);
   memset(j, 0, sizeof *j);
 }
 
-static void put(slr_json *j, const char *s, size_t n) {
-  if (j->failed) return;
-  if (j->len + n + 1 > j->cap) {
-    size_t cap = j->cap ? j->cap : 256;
-    while (cap < j->len + n + 1) cap *= 2;
-    char *b = realloc(j->buf, cap);
-    if (!b) {
-      j->failed = 1;
-      return;
-    }
-    j->buf = b;
-    j->cap = cap;
-  }
-  memcpy(j->buf + j->len, s, n);
-  j->len += n;
-  j->buf[j->len] = '\0';
-}
-
-static void puts_(slr_json *j, const char *s) { put(j, s, strlen(s)); }
-
-static void put_string(slr_json *j, const char *s) {
-  put(j, "\"", 1);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    char esc[8];
-    switch (*p) {
-    case '"': puts_(j, "\\\""); break;
-    case '\\': puts_(j, "\\\\"); break;
-    case '\n': puts_(j, "\\n"); break;
-    case '\t': puts_(j, "\\t"); break;
-    case '\r': puts_(j, "\\r"); break;
-    default:
-      if (*p < 0x20) {
-        snprintf(esc, sizeof esc, "\\u%04x", *p);
-        puts_(j, esc);
-      } else {
-        put(j, (const char *)p, 1);
-      }
-    }
-  }
-  put(j, "\"", 1);
-}
-
-/* separator and member name before a value */
-static void lead(slr_json *j, const char *key) {
-  if (!j->first[j->depth]) put(j, ", ", 2);
-  j->first[j->depth] = 0;
-  if (key) {
-    put_string(j, key);
-    put(j, ": ", 2);
-  }
-}
-
-static void open_(slr_json *j, const char *key, const char *brace) {
-  lead(j, key);
-  puts_(j, brace);
-  if (j->depth + 1 >= (int)sizeof j->first) {
-    j->failed = 1;
+/* add a value (NULL: JSON null) under `key` in the innermost open container,
+ * or as the top value; takes the reference */
+static void add(slr_json *j, const char *key, struct json_object *v, int is_null) {
+  if (!v && !is_null) j->failed = 1; /* out of memory */
+  if (j->failed) {
+    json_object_put(v);
     return;
   }
-  j->first[++j->depth] = 1;
+  if (j->depth == 0) {
+    if (j->root || j->top_set) {
+      j->failed = 1; /* a second top-level value */
+      json_object_put(v);
+      return;
+    }
+    j->root = v;
+    j->top_set = 1;
+    return;
+  }
+  struct json_object *parent = j->stack[j->depth - 1];
+  int rc;
+  if (json_object_is_type(parent, json_type_object))
+    rc = key ? json_object_object_add(parent, key, v) : -1;
+  else
+    rc = json_object_array_add(parent, v);
+  if (rc != 0) {
+    j->failed = 1;
+    json_object_put(v);
+  }
 }
 
-void slr_json_object_begin(slr_json *j, const char *key) { open_(j, key, "{"); }
-void slr_json_array_begin(slr_json *j, const char *key) { open_(j, key, "["); }
+static void open_(slr_json *j, const char *key, struct json_object *c) {
+  if (j->depth >= (int)(sizeof j->stack / sizeof j->stack[0])) {
+    j->failed = 1;
+    json_object_put(c);
+    return;
+  }
+  add(j, key, c, 0);
+  if (!j->failed) j->stack[j->depth++] = c;
+}
 
+void slr_json_object_begin(slr_json *j, const char *key) { open_(j, key, json_object_new_object()); }
+void slr_json_array_begin(slr_json *j, const char *key) { open_(j, key, json_object_new_array()); }
 void slr_json_object_end(slr_json *j) {
   if (j->depth > 0) j->depth--;
-  puts_(j, "}");
 }
-
 void slr_json_array_end(slr_json *j) {
   if (j->depth > 0) j->depth--;
-  puts_(j, "]");
 }
 
 void slr_json_num(slr_json *j, const char *key, double v) {
-  lead(j, key);
   if (!isfinite(v)) {
-    puts_(j, "null");
+    add(j, key, NULL, 1);
     return;
   }
   char b[40];
@@ -103,25 +76,26 @@ void slr_json_num(slr_json *j, const char *key, double v) {
     snprintf(b, sizeof b, "%.*g", prec, v);
     if (strtod(b, NULL) == v) break;
   }
-  puts_(j, b);
+  add(j, key, json_object_new_double_s(v, b), 0);
 }
 
 void slr_json_int(slr_json *j, const char *key, int64_t v) {
-  lead(j, key);
-  char b[32];
-  snprintf(b, sizeof b, "%lld", (long long)v);
-  puts_(j, b);
+  add(j, key, json_object_new_int64(v), 0);
 }
 
 void slr_json_bool(slr_json *j, const char *key, int v) {
-  lead(j, key);
-  puts_(j, v ? "true" : "false");
+  add(j, key, json_object_new_boolean(v ? 1 : 0), 0);
 }
 
 void slr_json_str(slr_json *j, const char *key, const char *v) {
-  lead(j, key);
-  put_string(j, v ? v : "");
+  add(j, key, json_object_new_string(v ? v : ""), 0);
 }
 
-const char *slr_json_text(const slr_json *j) { return j->buf && !j->failed ? j->buf : ""; }
+const char *slr_json_text(const slr_json *j) {
+  if (j->failed || !j->root) return "";
+  const char *t = json_object_to_json_string_ext(
+      j->root, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+  return t ? t : "";
+}
+
 int slr_json_ok(const slr_json *j) { return !j->failed; }

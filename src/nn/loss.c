@@ -104,3 +104,88 @@ void slr_cmloss_update(float *memory, const float *feat, const int32_t *labels, 
     last = y;
   }
 }
+
+int slr_cmloss_soft(float *dfeat, double *loss, const float *probs, const float *memory,
+                    const float *targets, int N, int D, int K, float temp, float weight,
+                    int64_t denom) {
+  float *g; // (N, K) gradient of the logits, zero on rows without a target
+  SLR_ALLOC(g, sizeof(float) * ((size_t)N * K + 1));
+  const double f = (double)weight / ((double)denom * temp);
+  double l = 0;
+  for (int n = 0; n < N; n++) {
+    const float *t = targets + (int64_t)n * K, *p = probs + (int64_t)n * K;
+    float *gn = g + (int64_t)n * K;
+    double tsum = 0;
+    for (int k = 0; k < K; k++) tsum += t[k];
+    if (tsum <= 0) {
+      memset(gn, 0, sizeof(float) * (size_t)K);
+      continue;
+    }
+    for (int k = 0; k < K; k++) {
+      if (t[k] > 0) l -= (double)t[k] * log((double)p[k] + 1e-30);
+      gn[k] = (float)(f * ((double)p[k] - (double)t[k]));
+    }
+  }
+  // dfeat (N, D) += g (N, K) memory (K, D)
+  if (N > 0 && K > 0)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, D, K, 1.0f, g, K, memory, D, 1.0f,
+                dfeat, D);
+  free(g);
+  *loss = (double)weight * l / (double)denom;
+  return 0;
+}
+
+int slr_cmemory_init(slr_cmemory *m, int64_t K, int D) {
+  memset(m, 0, sizeof *m);
+  m->rows = calloc((size_t)(K > 0 ? K : 1) * (size_t)D, sizeof(float));
+  if (!m->rows) return SLR_FAIL(SLR_ERR_NOMEM, "out of memory for a memory of %lld clusters", (long long)K);
+  m->K = K;
+  m->D = D;
+  return 0;
+}
+
+int slr_cmemory_init_centroids(slr_cmemory *m, MPI_Comm comm, const float *feat,
+                               const int32_t *labels, int64_t n, int64_t K, int D) {
+  double *acc = calloc((size_t)(K > 0 ? K : 1) * (size_t)D, sizeof(double));
+  int64_t *cnt = calloc((size_t)(K > 0 ? K : 1), sizeof(int64_t));
+  int rc = acc && cnt ? slr_cmemory_init(m, K, D)
+                      : SLR_FAIL(SLR_ERR_NOMEM, "out of memory for the memory");
+  rc = slr_agree(comm, rc);
+  for (int64_t i = 0; !rc && i < n; i++) {
+    const int32_t y = labels[i];
+    if (y < 0 || y >= K) continue;
+    cnt[y]++;
+    for (int d = 0; d < D; d++) acc[(int64_t)y * D + d] += feat[i * D + d];
+  }
+  if (!rc && (MPI_Allreduce(MPI_IN_PLACE, acc, (int)(K * D), MPI_DOUBLE, MPI_SUM, comm) ||
+              MPI_Allreduce(MPI_IN_PLACE, cnt, (int)K, MPI_INT64_T, MPI_SUM, comm)))
+    rc = SLR_FAIL(SLR_ERR, "MPI_Allreduce of the cluster centroids failed");
+  for (int64_t k = 0; !rc && k < K; k++) {
+    if (cnt[k] == 0) {
+      rc = SLR_FAIL(SLR_ERR, "cluster %lld of %lld has no member", (long long)k, (long long)K);
+      break;
+    }
+    double nrm = 0;
+    for (int d = 0; d < D; d++) {
+      const double v = acc[k * D + d] / (double)cnt[k];
+      nrm += v * v;
+    }
+    nrm = sqrt(nrm);
+    for (int d = 0; d < D; d++)
+      m->rows[k * D + d] = (float)(acc[k * D + d] / (double)cnt[k] / (nrm > 1e-12 ? nrm : 1e-12));
+  }
+  free(acc);
+  free(cnt);
+  if (rc) slr_cmemory_free(m);
+  return rc;
+}
+
+void slr_cmemory_update(slr_cmemory *m, const float *feat, const int32_t *labels, int N, float mom,
+                        int hard) {
+  slr_cmloss_update(m->rows, feat, labels, N, m->D, mom, hard);
+}
+
+void slr_cmemory_free(slr_cmemory *m) {
+  free(m->rows);
+  memset(m, 0, sizeof *m);
+}

@@ -1,6 +1,7 @@
 /* Feature extraction: every image of a split exactly once over the ranks
  * (sequential shards), test transform, evaluation mode, L2-normalised neck
  * features. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,14 +13,14 @@ int slr_extract_features(const slr_ctx *ctx, slr_model *m, slr_batcher *b,
   const slr_split *s = b->split;
   const int H = cfg->data.height, W = cfg->data.width, D = m->feat_dim;
   const int batch = (int)cfg->eval.batch_size;
-  slr_seq_shard(s->n, ctx->rank, ctx->size, first, count);
+  slr_shard_rows(s->n, ctx->rank, ctx->size, first, count);
   const int64_t n = *count;
   float *out = malloc(sizeof(float) * (size_t)D * (size_t)(n > 0 ? n : 1));
   float *img = malloc(sizeof(float) * 3 * (size_t)H * W * (size_t)batch);
   float *norm = malloc(sizeof(float) * (size_t)batch);
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)batch);
   int rc = out && img && norm && idx ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory extracting %s", label);
-  if (!rc && (m->max_batch < batch || m->in_h != H || m->in_w != W))
+  if (!rc && !slr_model_plan_fits(m, batch, H, W))
     rc = slr_model_plan(m, batch, H, W, 0);
   slr_progress p;
   slr_progress_begin(&p, label, s->n, "img", cfg->run.progress_interval);
@@ -32,6 +33,12 @@ int slr_extract_features(const slr_ctx *ctx, slr_model *m, slr_batcher *b,
     int64_t done = (r0 + nb) * ctx->size;
     slr_progress_update(&p, done < s->n ? done : s->n);
   }
+  /* non-finite features (NaN weights or pixels) are never clustered or
+   * evaluated */
+  for (int64_t i = 0; !rc && i < n * D; i++)
+    if (!isfinite(out[i]))
+      rc = SLR_FAIL(SLR_ERR, "%s: the features of image %lld are not finite (NaN or Inf in "
+                    "the model's weights or the image)", label, (long long)(*first + i / D));
   rc = slr_agree(ctx->world, rc);
   if (!rc) slr_progress_end(&p);
   free(img);

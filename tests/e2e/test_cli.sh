@@ -30,7 +30,7 @@ check unknown-option 2 "unknown option --bogus" "usage: slr config" -- "$slr" co
 check missing-value 2 "option --set needs a value" -- "$slr" config --set
 check command-help 0 "usage: slr config" "--set" -- "$slr" config --help
 check config-demo 0 "k1: 20" "root: data/demo/source" -- "$slr" config "$src/configs/demo.yaml"
-check set-bad-type 1 "solver.lr" '"abc"' -- "$slr" config "$src/configs/demo.yaml" --set solver.lr=abc
+check set-bad-type 1 "solver.adapt.lr" '"abc"' -- "$slr" config "$src/configs/demo.yaml" --set solver.adapt.lr=abc
 check set-unknown 1 '"no.such"' -- "$slr" config "$src/configs/demo.yaml" --set no.such=1
 check set-range 1 'refine.alpha: "7"' "out of range" -- "$slr" config --set refine.alpha=7
 check missing-file 1 "nope.yaml: cannot open configuration" -- "$slr" config "$tmp/nope.yaml"
@@ -41,9 +41,9 @@ check yaml-syntax 1 "syntax.yaml:" "YAML syntax error" -- "$slr" config "$tmp/sy
 check keys 0 "refine.alpha" "cluster.min_samples" -- "$slr" config --keys
 # the same on 2 ranks: one message, same exit code, no hang
 mpi=("${MPIEXEC:-mpiexec}" -n 2)
-check mpi-set-bad-type 1 'solver.lr: "abc"' -- "${mpi[@]}" "$slr" config --set solver.lr=abc
+check mpi-set-bad-type 1 'solver.adapt.lr: "abc"' -- "${mpi[@]}" "$slr" config --set solver.adapt.lr=abc
 check mpi-ok 0 "seed: 1" -- "${mpi[@]}" "$slr" config "$src/configs/demo.yaml"
-if [ "$(grep -c 'solver.lr: "abc"' <("${mpi[@]}" "$slr" config --set solver.lr=abc 2>&1))" != 1 ]; then
+if [ "$(grep -c 'solver.adapt.lr: "abc"' <("${mpi[@]}" "$slr" config --set solver.adapt.lr=abc 2>&1))" != 1 ]; then
   fails=$((fails+1)); echo "FAIL mpi-one-message (the error should be printed once, by rank 0)"
 else echo "ok   mpi-one-message"; fi
 n=$((n+1))

@@ -33,6 +33,14 @@ diff -r "$T/a" "$T/c" >/dev/null || fail "3 ranks wrote other bytes than 1 rank"
 diff -rq "$T/a" "$T/d" >/dev/null && fail "another seed gave the same bytes"
 "$SLR" synth "$T/r" $common --style realistic >/dev/null
 diff -rq "$T/a" "$T/r" >/dev/null && fail "the realistic style gave the same bytes"
+"$SLR" synth "$T/g1" $common --gain 1 --cast 0 >/dev/null
+diff -r "$T/a" "$T/g1" >/dev/null || fail "--gain 1 --cast 0 changed the default bytes"
+"$SLR" synth "$T/g2" $common --gain 0.7 >/dev/null
+diff -rq "$T/a" "$T/g2" >/dev/null && fail "--gain 0.7 gave the same bytes"
+"$SLR" synth "$T/g3" $common --cast 0.1 >/dev/null
+diff -rq "$T/a" "$T/g3" >/dev/null && fail "--cast 0.1 gave the same bytes"
+expect 2 "--gain must be in" -- "$SLR" synth "$T/g4" $common --gain 3
+expect 2 "--cast must be in" -- "$SLR" synth "$T/g5" $common --cast -1
 [ -e "$T/a.partial" ] && fail "a partial folder was left behind"
 
 # counts: 6 train ids x 3 cams x 2; test ids: 2 query images each, the rest gallery

@@ -80,9 +80,9 @@ check 1 1 "bad_empty.h5: /query/features has 0 rows: the query set is empty" --f
 check 2 1 "bad_nomatch.h5: no query of /query/pids has a match in /gallery/pids" --features "$fx/bad_nomatch.h5"
 check 1 1 "no_such.h5" --features "$tmp/no_such.h5"
 check 1 2 "--features F.h5 is required"
-check 1 2 "unknown metric \"manhattan\"" --features "$fx/market_small.h5" --metric manhattan
-check 1 2 "--rerank-lambda 1.5 must be in [0, 1]" --features "$rr" --rerank --rerank-lambda 1.5
-check 1 2 "--rerank-k1 5 and --rerank-k2 6 must satisfy" --features "$rr" --rerank --rerank-k1 5
+check 1 2 "--metric manhattan: eval.metric: \"manhattan\" is not one of euclidean|cosine" --features "$fx/market_small.h5" --metric manhattan
+check 1 2 "--rerank-lambda 1.5: eval.rerank_lambda: \"1.5\" is out of range (0 to 1)" --features "$rr" --rerank --rerank-lambda 1.5
+check 1 2 "eval.rerank_k2 6 is larger than eval.rerank_k1 5" --features "$rr" --rerank --rerank-k1 5
 check 1 1 "re-ranking: k1 = 9999 must be in 1..422" --features "$rr" --rerank --rerank-k1 9999
-check 1 2 "unknown re-ranking variant \"bogus\"" --features "$rr" --rerank --rerank-variant bogus
+check 1 2 "--rerank-variant bogus: eval.rerank_variant: \"bogus\" is not one of jaccard|zhong" --features "$rr" --rerank --rerank-variant bogus
 exit $fail

@@ -37,14 +37,14 @@ eval: {every: 1, batch_size: 16}
 checkpoint: {every_steps: 1, keep: 2}
 run: {threads: 1, progress_interval: 1000}
 YAML
-strip() { sed -E 's/, "(seconds|images_per_s|t_cluster|t_refine)": [^,}]*//g' "$1"; }
+strip() { sed -E 's/, "(seconds|images_per_s|t_cluster|t_refine|time)": [^,}]*//g' "$1"; }
 
 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$mpiexec" -n 2 "$slr" train --config tiny.yaml --out A > A.log 2>&1 \
   && ok "unbroken run" || { bad "unbroken run"; tail A.log; }
 
 # 1 minute limit; USR1 50 s before it (Slurm may send it up to a minute early)
 jid=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 SLR="$slr" \
-  sbatch --parsable -n 2 --time=1 --signal=B:USR1@50 --output="$tmp/job.out" \
+  sbatch --parsable -n 2 --cpus-per-task=1 --mem=2G --time=1 --signal=B:USR1@50 --output="$tmp/job.out" \
   "$src/jobs/train.sbatch" tiny.yaml B)
 echo "     job $jid"
 state=""

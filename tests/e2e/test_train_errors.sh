@@ -38,6 +38,9 @@ refine: {mode: argmax}
 eval: {every: 1, batch_size: 16}
 run: {threads: 1}
 YAML
+check "re-ranking k1 above the target's size, before training" 1 "eval.rerank_k1 = 100" -- "$mpiexec" -n 2 "$slr" train --config tiny.yaml --out rr --set eval.rerank=true --set eval.rerank_k1=100
+[ ! -e rr ] && { n=$((n+1)); echo "ok   no run folder for it"; } || { n=$((n+1)); fails=$((fails+1)); echo "FAIL no run folder for it"; }
+check "no stages" 1 "train.stages is empty" -- "$mpiexec" -n 2 "$slr" train --config tiny.yaml --out st --set "train.stages=[]"
 check "tiny run" 0 "done: run" -- "$mpiexec" -n 2 "$slr" train --config tiny.yaml --out run
 # written to a file through mpiexec: plain progress lines, no redrawing
 n=$((n+1)); if grep -q "extract target: 100.0%" out.txt && ! grep -q $'\r' out.txt; then echo "ok   plain progress lines"; else fails=$((fails+1)); echo "FAIL plain progress lines"; fi
@@ -57,8 +60,8 @@ check "missing data" 1 "nowhere" -- "$slr" train --config tiny.yaml --out bad2 -
 check "no source format" 1 "data.source.format is none" -- "$slr" train --config tiny.yaml --out bad3 --set data.source.format=none
 check "missing weights" 1 "missing.h5" -- "$slr" extract --config tiny.yaml --weights missing.h5 --split query --out q.h5
 check "bad split" 2 '--split "val"' -- "$slr" extract --config tiny.yaml --weights run/final.h5 --split val --out q.h5
-check "wrong model for weights" 1 "shape" -- "$slr" extract --config tiny.yaml --set model.width=0.25 --weights run/final.h5 --split query --out q.h5
+check "wrong model for weights" 1 "model.width 0.25 (16 channels), the file 8" -- "$slr" extract --config tiny.yaml --set model.width=0.25 --weights run/final.h5 --split query --out q.h5
 n=$((n+1)); if [ ! -e q.h5 ] && [ ! -e q.h5.tmp ] && [ ! -e bad1 ] && [ ! -e bad2 ] && [ ! -e bad3 ]; then echo "ok   no partial output"; else fails=$((fails+1)); echo "FAIL partial output left"; ls; fi
-check "inspect a checkpoint" 0 "stage adapt" -- "$slr" inspect "$(ls run/checkpoints/*.h5 | tail -1)"
+check "inspect a checkpoint" 0 "position  adapt" -- "$slr" inspect "$(ls run/checkpoints/*.h5 | tail -1)"
 echo "$((n-fails)) passed, $fails failed"
 [ $fails -eq 0 ]

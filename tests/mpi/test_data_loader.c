@@ -34,7 +34,7 @@ static int setup(void **state) {
   if (slr_synth_write(&o, root, MPI_COMM_WORLD)) return -1;
   slr_domain_cfg c;
   memset(&c, 0, sizeof c);
-  strcpy(c.format, "market1501");
+  c.format = SLR_FMT_MARKET1501;
   slr_strlcpy(c.root, root, sizeof c.root);
   if (slr_dataset_load(&ds, &c, MPI_COMM_WORLD)) return -1;
   slr_data_cfg dc;
@@ -103,7 +103,7 @@ static void test_same_global_batch(void **state) {
   int counts[8], displs[8];
   for (int r = 0; r < size; r++) {
     int64_t p0, c;
-    slr_batch_slice(G, r, size, &p0, &c);
+    slr_shard_rows(G, r, size, &p0, &c);
     counts[r] = (int)(c * (int64_t)per);
     displs[r] = (int)(p0 * (int64_t)per);
   }
@@ -116,7 +116,7 @@ static void test_same_global_batch(void **state) {
       assert_all(memcmp(batch, root_batch, sizeof batch) == 0);
       /* this rank's slice, filled directly */
       int64_t p0, c;
-      slr_batch_slice(G, rank, size, &p0, &c);
+      slr_shard_rows(G, rank, size, &p0, &c);
       assert_all(slr_agree(MPI_COMM_WORLD,
                            slr_batcher_fill(&b, batch + p0, c, 1, 9, epoch, step, p0, mine)) == 0);
       MPI_Allgatherv(mine, counts[rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
@@ -138,7 +138,7 @@ static void test_same_global_batch(void **state) {
   assert_all(slr_loader_next(l, 5, 2, 4, &x, &idx, &n) == 0);
   int64_t batch[12], p0, c;
   slr_id_sampler_batch(&s, 9, 5, 2, batch);
-  slr_batch_slice(G, rank, size, &p0, &c);
+  slr_shard_rows(G, rank, size, &p0, &c);
   assert_all(n == c && memcmp(idx, batch + p0, (size_t)c * sizeof *idx) == 0);
   assert_all(slr_batcher_fill(&b, batch, G, 1, 9, 5, 2, 0, ref) == 0);
   assert_all(memcmp(x, ref + (size_t)p0 * per, (size_t)c * per * sizeof(float)) == 0);
@@ -176,7 +176,7 @@ static void test_tiny_batch(void **state) {
 static void test_seq_shards(void **state) {
   const slr_split *g = &ds.split[SLR_GALLERY];
   int64_t first, count, total = 0, next;
-  slr_seq_shard(g->n, rank, size, &first, &count);
+  slr_shard_rows(g->n, rank, size, &first, &count);
   MPI_Allreduce(&count, &total, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
   assert_all(total == g->n);
   /* contiguous: rank r starts where rank r-1 ends */
@@ -192,7 +192,7 @@ static void test_extraction_loader(void **state) {
   slr_batcher b;
   assert_all(slr_batcher_init(&b, g, &tf, 0, 0) == 0);
   int64_t first, count;
-  slr_seq_shard(g->n, rank, size, &first, &count);
+  slr_shard_rows(g->n, rank, size, &first, &count);
   for (int workers = 0; workers <= 2; workers += 2) {
     slr_loader *l;
     assert_all(slr_loader_create_seq(&l, &b, first, count, 5, workers, 3) == 0);
@@ -239,7 +239,7 @@ static void test_bad_file_one_rank(void **state) {
   /* through the extraction loader's threads: the error and its message
    * reach the caller at the batch that holds the file */
   int64_t first, count;
-  slr_seq_shard(g->n, rank, size, &first, &count);
+  slr_shard_rows(g->n, rank, size, &first, &count);
   slr_loader *l;
   assert_all(slr_loader_create_seq(&l, &b, first, count, 4, 2, 3) == 0);
   int64_t steps = slr_loader_steps(l), failed_at = -1;

@@ -1,9 +1,11 @@
 // ranks: 1 2 3 4
 /* cluster/knn: exact k nearest neighbours against a brute-force search in
  * double: exactly equal (ties by the lower index) on features whose inner
- * products are exact in float (many ties), and equal up to rounding on
- * clustered random features; small tiles and uneven blocks (a rank with no
- * rows) included; row normalisation and its errors. */
+ * products are exact in float (many ties, duplicate rows), and equal up to
+ * rounding on clustered random features; small tiles and uneven blocks (a
+ * rank with no rows) included; the full product and the pruned one (which
+ * must skip most pairs of clustered rows, and fall back on random rows);
+ * row normalisation and its errors. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,11 @@
 #include "slr_test.h"
 
 static int rank, size;
+/* the method of check_knn's calls; with pruning also the principal axes */
+static slr_knn_method method = SLR_KNN_FULL;
+static int dims = 0;
+static int64_t last_pairs, last_scored;
+static int last_pruned;
 
 static void who(void) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -75,13 +82,20 @@ static int check_knn(const float *x, int64_t n, int64_t d, int k, int tile,
   int64_t nrows = counts[rank];
   slr_knn knn;
   /* the farthest item too, in every other call */
-  slr_knn_opts opts = {tile, tile % 2 == 1 || tile == 64};
+  slr_knn_opts opts = {.tile = tile, .farthest = tile % 2 == 1 || tile == 64};
+  if (method == SLR_KNN_PRUNED) {
+    opts = (slr_knn_opts){.tile = tile, .method = method, .dims = dims, .max_scored = 1.0};
+  }
   int rc = slr_knn_compute(MPI_COMM_WORLD, x + row0 * d, nrows, n, d, k, &opts, &knn);
   if (rc) {
     fprintf(stderr, "%s\n", slr_error_message());
     return 0;
   }
   int ok = knn.row0 == row0 && knn.nrows == nrows && knn.k == k;
+  last_pairs = knn.stats.pairs;
+  last_scored = knn.stats.scored;
+  last_pruned = knn.stats.pruned;
+  ok &= last_pruned == (method == SLR_KNN_PRUNED);
   cand *all = malloc((size_t)n * sizeof(cand));
   for (int64_t r = 0; r < nrows && ok; r++) {
     int64_t i = row0 + r;
@@ -163,6 +177,83 @@ static void test_blobs(void **state) {
   free(x);
 }
 
+/* the pruned product: exact ties, duplicate rows, few axes and many */
+static void test_pruned_exact(void **state) {
+  who();
+  int64_t n = 301, d = 9;
+  float *x = malloc((size_t)(n * d) * sizeof(float));
+  make_dyadic(x, n, d, 11);
+  /* duplicates: rows 0..59 repeated once, rows 60..69 three times */
+  for (int64_t i = 0; i < 60; i++) memcpy(x + (120 + i) * d, x + i * d, (size_t)d * sizeof(float));
+  for (int64_t i = 0; i < 30; i++)
+    memcpy(x + (200 + i) * d, x + (60 + i % 10) * d, (size_t)d * sizeof(float));
+  int64_t counts[8];
+  balanced(n, counts);
+  method = SLR_KNN_PRUNED;
+  for (dims = 1; dims <= 8; dims += 3) {
+    assert_all(check_knn(x, n, d, 17, 0, counts, 1));
+    assert_all(check_knn(x, n, d, 4, 7, counts, 1));
+  }
+  dims = 0;
+  assert_all(check_knn(x, n, d, 1, 5, counts, 1));
+  assert_all(check_knn(x, n, d, (int)n, 64, counts, 1));
+  if (size > 1) {
+    int64_t left = n;
+    for (int q = 0; q < size; q++) {
+      counts[q] = q == size - 1 ? 0 : (q < size - 2 ? 13 : left);
+      left -= counts[q];
+    }
+    assert_all(check_knn(x, n, d, 12, 8, counts, 1));
+  }
+  method = SLR_KNN_FULL;
+  free(x);
+}
+
+static void test_pruned_blobs(void **state) {
+  who();
+  int64_t n = 900, d = 48;
+  float *x = malloc((size_t)(n * d) * sizeof(float));
+  make_blobs(x, n, d, 8, 7);
+  int64_t counts[8];
+  balanced(n, counts);
+  method = SLR_KNN_PRUNED;
+  dims = 8;
+  assert_all(check_knn(x, n, d, 10, 0, counts, 0));
+  /* most pairs of clustered rows are skipped */
+  int64_t pr[2] = {last_pairs, last_scored};
+  MPI_Allreduce(MPI_IN_PLACE, pr, 2, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+  if (rank == 0) fprintf(stderr, "pruned blobs: %lld of %lld pairs scored\n", (long long)pr[1], (long long)pr[0]);
+  assert_true(pr[1] < pr[0] / 3);
+  dims = 3;
+  assert_all(check_knn(x, n, d, 31, 100, counts, 0));
+  dims = 0;
+  method = SLR_KNN_FULL;
+  free(x);
+}
+
+/* random rows: nothing to prune, the automatic choice falls back */
+static void test_pruned_fallback(void **state) {
+  who();
+  int64_t n = 600, d = 64, row0, cnt;
+  float *x = malloc((size_t)(n * d) * sizeof(float));
+  slr_rng r;
+  slr_rng_init(&r, 3, 4, 0);
+  for (int64_t i = 0; i < n * d; i++) x[i] = slr_rng_normal(&r);
+  assert_int_equal(slr_l2_normalize(x, n, d, 0), 0);
+  slr_shard_rows(n, rank, size, &row0, &cnt);
+  slr_knn a, b;
+  slr_knn_opts o = {.method = SLR_KNN_PRUNED, .dims = 8};
+  assert_all(slr_knn_compute(MPI_COMM_WORLD, x + row0 * d, cnt, n, d, 10, &o, &a) == 0);
+  assert_all(slr_knn_compute(MPI_COMM_WORLD, x + row0 * d, cnt, n, d, 10, NULL, &b) == 0);
+  assert_int_equal(a.stats.pruned, 0);
+  assert_true(a.stats.est_scored > 0.05);
+  assert_all(memcmp(a.idx, b.idx, (size_t)(cnt * 10) * sizeof(int32_t)) == 0);
+  assert_all(memcmp(a.sim, b.sim, (size_t)(cnt * 10) * sizeof(float)) == 0);
+  slr_knn_free(&a);
+  slr_knn_free(&b);
+  free(x);
+}
+
 static void test_normalize(void **state) {
   who();
   float x[6] = {3, 4, 0, 1, 1, 1};
@@ -193,6 +284,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_normalize),
     cmocka_unit_test(test_exact_ties),
     cmocka_unit_test(test_blobs),
+    cmocka_unit_test(test_pruned_exact),
+    cmocka_unit_test(test_pruned_blobs),
+    cmocka_unit_test(test_pruned_fallback),
     cmocka_unit_test(test_bad_k),
 };
 SLR_TEST_MAIN_MPI(tests)

@@ -30,13 +30,17 @@ static void test_defaults(void **state) {
   assert_int_equal(c.cluster.k1, 30);
   assert_int_equal(c.cluster.k2, 6);
   assert_true(c.cluster.eps == 0.6);
-  assert_true(c.solver.lr == 3.5e-4);
+  assert_true(c.solver.pretrain.lr == 3.5e-4 && c.solver.adapt.lr == 3.5e-4);
+  assert_int_equal(c.solver.pretrain.schedule, SLR_SCHED_MULTISTEP);
+  assert_int_equal(c.solver.adapt.schedule, SLR_SCHED_STEP);
+  assert_int_equal(c.data.target.format, SLR_FMT_DUKEMTMC);
+  assert_int_equal(c.run.log_level, SLR_LOG_INFO);
   assert_int_equal(c.data.height, 256);
   assert_int_equal(c.train.stages.n, 2);
   assert_string_equal(c.train.stages.v[1], "adapt");
   assert_int_equal(c.solver.pretrain.milestones.n, 2);
   assert_int_equal(c.solver.pretrain.milestones.v[1], 70);
-  assert_string_equal(c.refine.mode, "hierarchical");
+  assert_int_equal(c.refine.mode, 2); /* hierarchical */
 }
 
 static void test_load_and_set(void **state) {
@@ -48,19 +52,24 @@ static void test_load_and_set(void **state) {
                             "  source: {format: msmt17, root: /data/msmt}\n"
                             "  height: 128\n"
                             "solver:\n"
-                            "  lr: 1e-3\n"
+                            "  optimizer: sgd\n"
                             "  pretrain:\n"
+                            "    lr: 1e-3\n"
                             "    milestones: [5, 9]\n"
+                            "  adapt: {lr: 2e-4, schedule: cosine}\n"
                             "train:\n"
                             "  stages: [adapt]\n"
                             "refine:\n"
                             "  mode: argmax\n"
                             "  reclaim_outliers: no\n");
   assert_int_equal(slr_config_load(&c, p), 0);
-  assert_string_equal(c.data.source.format, "msmt17");
+  assert_int_equal(c.data.source.format, SLR_FMT_MSMT17);
+  assert_int_equal(c.solver.optimizer, SLR_OPTIM_SGD);
+  assert_int_equal(c.solver.adapt.schedule, SLR_SCHED_COSINE);
+  assert_true(c.solver.adapt.lr == 2e-4);
   assert_string_equal(c.data.source.root, "/data/msmt");
   assert_int_equal(c.data.height, 128);
-  assert_true(c.solver.lr == 1e-3);
+  assert_true(c.solver.pretrain.lr == 1e-3);
   assert_int_equal(c.solver.pretrain.milestones.n, 2);
   assert_int_equal(c.solver.pretrain.milestones.v[0], 5);
   assert_int_equal(c.train.stages.n, 1);
@@ -97,6 +106,76 @@ static void test_round_trip(void **state) {
   free(tb);
 }
 
+static void test_duplicates(void **state) {
+  slr_config c;
+  slr_config_defaults(&c);
+  const char *p = write_cfg("dup.yaml", "cluster:\n  k1: 20\n  eps: 0.5\n  k1: 25\n");
+  expect_error(slr_config_load(&c, p), "dup.yaml:4", "duplicate key \"cluster.k1\" (first at line 2)");
+  p = write_cfg("dup2.yaml", "cluster:\n  k1: 20\nrun:\n  seed: 2\ncluster:\n  eps: 0.5\n");
+  expect_error(slr_config_load(&c, p), "dup2.yaml:5", "duplicate section \"cluster\" (first at line 1)");
+  p = write_cfg("dup3.yaml", "data:\n  source: {format: list, format: market1501}\n");
+  expect_error(slr_config_load(&c, p), "dup3.yaml:2", "duplicate key \"data.source.format\"");
+}
+
+static void test_aliases(void **state) {
+  slr_config c;
+  slr_config_defaults(&c);
+  /* an anchor alone is legal and harmless */
+  const char *p = write_cfg("anchor.yaml", "cluster:\n  k1: &k 20\n  k2: 6\n");
+  assert_int_equal(slr_config_load(&c, p), 0);
+  assert_int_equal(c.cluster.k1, 20);
+  p = write_cfg("alias.yaml", "cluster:\n  k1: &k 20\neval:\n  rerank_k1: *k\n");
+  expect_error(slr_config_load(&c, p), "alias.yaml:4: eval.rerank_k1",
+               "YAML aliases (*k) are not supported");
+  p = write_cfg("merge.yaml",
+                "solver:\n  pretrain: &s {lr: 1e-3}\n  adapt:\n    <<: *s\n    schedule: step\n");
+  expect_error(slr_config_load(&c, p), "merge.yaml:4", "merge keys (<<) are not supported");
+}
+
+static void test_not_a_file(void **state) {
+  slr_config c;
+  slr_config_defaults(&c);
+  expect_error(slr_config_load(&c, dir), dir, "is a folder, not a configuration file");
+}
+
+static void test_enums(void **state) {
+  slr_config c;
+  slr_config_defaults(&c);
+  expect_error(slr_config_set(&c, "solver.pretrain.schedule=exponential"),
+               "solver.pretrain.schedule: \"exponential\"", "constant|step|multistep|cosine");
+  expect_error(slr_config_set(&c, "solver.optimizer=adamw"), "solver.optimizer", "adam|sgd");
+  assert_int_equal(slr_config_set(&c, "checkpoint.resume=never"), 0);
+  assert_int_equal(c.checkpoint.resume, SLR_RESUME_NEVER);
+  assert_string_equal(slr_config_enum_name("checkpoint.resume", c.checkpoint.resume), "never");
+  int v = -1;
+  assert_int_equal(slr_config_enum_parse("data.target.format", "personx", &v), 0);
+  assert_int_equal(v, SLR_FMT_PERSONX);
+  expect_error(slr_config_enum_parse("data.target.format", "cuhk03", &v), "cuhk03", "market1501|");
+  /* one home for ranges: the command-line aliases use the table's */
+  assert_int_equal(slr_config_set(&c, "cluster.k1=50000"), 0);
+  expect_error(slr_config_set(&c, "cluster.k1=100001"), "cluster.k1", "out of range");
+  assert_string_equal(slr_config_default_text("cluster.k1"), "30");
+}
+
+static void test_diff(void **state) {
+  slr_config a, b;
+  slr_config_defaults(&a);
+  slr_config_defaults(&b);
+  int n = -1;
+  assert_null(slr_config_diff(&a, &b, &n));
+  assert_int_equal(n, 0);
+  assert_int_equal(slr_config_set(&b, "cluster.eps=0.5"), 0);
+  assert_int_equal(slr_config_set(&b, "train.adapt.iters=10"), 0);
+  assert_int_equal(slr_config_set(&b, "solver.adapt.schedule=cosine"), 0);
+  char *d = slr_config_diff(&a, &b, &n);
+  assert_non_null(d);
+  assert_int_equal(n, 3);
+  assert_non_null(strstr(d, "cluster.eps: 0.6 -> 0.5\n"));
+  assert_non_null(strstr(d, "train.adapt.iters: 200 -> 10\n"));
+  assert_non_null(strstr(d, "solver.adapt.schedule: step -> cosine\n"));
+  free(d);
+}
+
 static void test_unknown_key(void **state) {
   slr_config c;
   slr_config_defaults(&c);
@@ -109,8 +188,8 @@ static void test_unknown_key(void **state) {
 static void test_wrong_type(void **state) {
   slr_config c;
   slr_config_defaults(&c);
-  const char *p = write_cfg("type.yaml", "solver:\n  lr: fast\n");
-  expect_error(slr_config_load(&c, p), "type.yaml:2: solver.lr: \"fast\"", "is not a number");
+  const char *p = write_cfg("type.yaml", "solver:\n  adapt:\n    lr: fast\n");
+  expect_error(slr_config_load(&c, p), "type.yaml:3: solver.adapt.lr: \"fast\"", "is not a number");
   p = write_cfg("type2.yaml", "cluster:\n\n  k1: 2.5\n");
   expect_error(slr_config_load(&c, p), "type2.yaml:3: cluster.k1: \"2.5\"", "not an integer");
   p = write_cfg("type3.yaml", "eval:\n  rerank: maybe\n");
@@ -139,9 +218,9 @@ static void test_out_of_range(void **state) {
 static void test_bad_set(void **state) {
   slr_config c;
   slr_config_defaults(&c);
-  expect_error(slr_config_set(&c, "solver.lr=abc"), "solver.lr: \"abc\"", "not a number");
+  expect_error(slr_config_set(&c, "solver.pretrain.lr=abc"), "solver.pretrain.lr: \"abc\"", "not a number");
   expect_error(slr_config_set(&c, "no.such=1"), "unknown key \"no.such\"", NULL);
-  expect_error(slr_config_set(&c, "solver.lr"), "--set solver.lr", "KEY=VALUE");
+  expect_error(slr_config_set(&c, "solver.pretrain.lr"), "--set solver.pretrain.lr", "KEY=VALUE");
   expect_error(slr_config_set(&c, "=3"), "--set =3", "KEY=VALUE");
   expect_error(slr_config_set(&c, "cluster.eps=2"), "cluster.eps: \"2\"", "out of range");
   expect_error(slr_config_set(&c, "cluster.eps="), "cluster.eps: \"\"", "empty");
@@ -190,6 +269,11 @@ static int teardown(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_duplicates),
+      cmocka_unit_test(test_aliases),
+      cmocka_unit_test(test_not_a_file),
+      cmocka_unit_test(test_enums),
+      cmocka_unit_test(test_diff),
       cmocka_unit_test(test_defaults),     cmocka_unit_test(test_load_and_set),
       cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_unknown_key),
       cmocka_unit_test(test_wrong_type),   cmocka_unit_test(test_out_of_range),

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "slr/data.h"
+#include "slr/config.h"
 #include "slr_test.h"
 
 static char *tmp;
@@ -23,7 +24,9 @@ static void touch(const char *dir, const char *sub, const char *name) {
 
 static void cfg_for(slr_domain_cfg *c, const char *format, const char *root) {
   memset(c, 0, sizeof *c);
-  slr_strlcpy(c->format, format, sizeof c->format);
+  int f = 0;
+  assert_int_equal(slr_config_enum_parse("data.source.format", format, &f), 0);
+  c->format = (slr_data_format)f;
   slr_strlcpy(c->root, root, sizeof c->root);
   c->use_val = 1;
 }
@@ -241,6 +244,12 @@ static void test_list(void **state) {
   slr_dataset_free(&ds);
   write_list(q, "q/a.jpg three 0\n");
   expect_error(slr_dataset_read(&ds, &c), "query.txt:1", "path pid camid");
+  /* a pid above 2^31 is refused, never wrapped onto another identity
+   * (4294967297 would become 1) */
+  write_list(q, "q/a.jpg 1 0\nq/b.jpg 4294967297 1\n");
+  expect_error(slr_dataset_read(&ds, &c), "query.txt:2", "pid 4294967297 is larger than");
+  write_list(q, "q/a.jpg 1 99999999999999999999999 \n");
+  expect_error(slr_dataset_read(&ds, &c), "query.txt:1", "camid");
 }
 
 static void test_bad_layout(void **state) {

@@ -117,7 +117,7 @@ static void test_seq_shard(void **state) {
     int64_t next = 0;
     for (int r = 0; r < size; r++) {
       int64_t first, count;
-      slr_seq_shard(103, r, size, &first, &count);
+      slr_shard_rows(103, r, size, &first, &count);
       assert_int_equal(first, next);
       next += count;
     }

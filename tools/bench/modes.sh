@@ -41,7 +41,6 @@ for seed in $seeds; do
     start=$(date +%s)
     "${run[@]}" train --config configs/demo.yaml --out "$out" --set "train.stages=[adapt]" \
       --set "model.pretrained=$root/pretrain/pretrain.h5" --set "refine.mode=$mode" --set "run.seed=$seed" \
-      --set solver.lr=3.5e-4 \
       ${extra[@]+"${extra[@]}"} > "$out.log" 2>&1
     echo "$mode seed $seed: $(( $(date +%s) - start )) s"
   done

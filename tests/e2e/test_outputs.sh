@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Output paths: an empty --out is refused everywhere (slr train would write
+# its run into /); an output naming a device node, a FIFO or a folder is
+# refused and left as it was (the atomic rename would replace it with a
+# regular file); paths longer than Open MPI 4.1's 256-character buffer of
+# its shared-file-pointer component work (no file is opened through MPI-IO).
+set -u
+slr="$1"; src="$2"
+mpiexec="${MPIEXEC:-mpiexec}"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+fails=0; n=0
+check() { # name expected_status text -- command...
+  local name="$1" want="$2" text="$3"; shift 4
+  timeout -k 5 120 "$@" > out.txt 2>&1
+  local got=$?
+  n=$((n+1))
+  if [ "$got" = "$want" ] && grep -qF -- "$text" out.txt; then echo "ok   $name"; return; fi
+  fails=$((fails+1)); echo "FAIL $name (exit $got, wanted $want, text: $text)"; tail -5 out.txt | sed 's/^/     | /'
+}
+F="$src/tests/fixtures/cluster/e2e_small.h5"
+
+"$slr" synth tgt --style realistic --ids 8 --cams 2 --per-cam 3 --height 64 --width 32 --seed 6 > /dev/null
+cat > tiny.yaml <<'YAML'
+data:
+  source: {format: market1501, root: tgt}
+  target: {format: market1501, root: tgt}
+  height: 64
+  width: 32
+  workers: 1
+model: {arch: resnet18, width: 0.125}
+train:
+  stages: [pretrain]
+  pretrain: {epochs: 1, iters: 1, batch_size: 8, instances: 2}
+eval: {every: 0, batch_size: 16}
+run: {threads: 1}
+YAML
+
+check "train --out ''" 2 "path is empty" -- "$slr" train --config tiny.yaml --out ''
+check "cluster --out ''" 2 "path is empty" -- "$slr" cluster --features "$F" --out '' --k1 8 --k2 3
+check "extract --out ''" 2 "path is empty" -- "$slr" extract --config tiny.yaml --weights x.h5 --split train --out ''
+
+mkfifo fifo
+check "cluster --out FIFO refused" 2 "is a FIFO" -- "$slr" cluster --features "$F" --out fifo --k1 8 --k2 3
+n=$((n+1)); if [ -p fifo ]; then echo "ok   FIFO left a FIFO"; else fails=$((fails+1)); echo "FAIL FIFO replaced"; fi
+if [ "$(id -u)" -eq 0 ] && mknod nulldev c 1 3 2> /dev/null; then
+  check "cluster --out device refused" 2 "is a character device" -- "$slr" cluster --features "$F" --out nulldev --k1 8 --k2 3
+  n=$((n+1)); if [ -c nulldev ]; then echo "ok   device left a device"; else fails=$((fails+1)); echo "FAIL device node replaced"; fi
+else
+  echo "skip device node case (mknod needs root)"
+fi
+mkdir adir
+check "cluster --out folder refused" 2 "is a folder" -- "$slr" cluster --features "$F" --out adir --k1 8 --k2 3
+check "train --out FIFO refused" 2 "is a FIFO" -- "$slr" train --config tiny.yaml --out fifo
+n=$((n+1)); if [ ! -e /pretrain.h5 ] || [ /pretrain.h5 -ot tiny.yaml ]; then echo "ok   nothing written into /"; else fails=$((fails+1)); echo "FAIL /pretrain.h5 written"; fi
+
+# long paths: a folder of 300 characters
+long="$tmp/$(printf 'd%.0s' $(seq 1 120))/$(printf 'e%.0s' $(seq 1 120))/$(printf 'f%.0s' $(seq 1 40))"
+mkdir -p "$long"
+check "cluster, 2 ranks, ${#long}-character path" 0 "labels written" -- "$mpiexec" -n 2 "$slr" cluster --features "$F" --out "$long/labels.h5" --k1 8 --k2 3
+cp "$F" "$long/features.h5"
+check "cluster reads a long path" 0 "labels written" -- "$mpiexec" -n 2 "$slr" cluster --features "$long/features.h5" --out "$long/l2.h5" --k1 8 --k2 3
+check "train, 2 ranks, long run folder" 0 "done" -- "$mpiexec" -n 2 "$slr" train --config tiny.yaml --out "$long/run"
+
+echo "$((n - fails))/$n passed"
+[ $fails -eq 0 ]
