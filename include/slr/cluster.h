@@ -44,6 +44,9 @@ typedef struct {
   int64_t bytes_sent;  /* bytes this rank sent (collectives: its own part to each
                           other rank) */
   double t_basis;      /* seconds for the principal axes and the coordinates */
+  double t_seed;       /* seconds for the seeds and the estimate of step 0 */
+  double est_pilot;    /* the pilot's estimate of that fraction */
+  double t_pilot;      /* seconds for the pilot */
 } slr_knn_stats;
 
 /* The exact k nearest neighbours of this rank's rows among all n rows (the
@@ -61,7 +64,7 @@ typedef struct {
 } slr_knn;
 
 typedef enum {
-  SLR_KNN_AUTO = 0,  /* pruned when n >= 4096 and d >= 4 (p + 1), with the fallback */
+  SLR_KNN_AUTO = 0,  /* pruned when n >= 4096 and d >= 1024, with the fallback */
   SLR_KNN_FULL,      /* the full product */
   SLR_KNN_PRUNED,    /* pruned whatever the size (still with the fallback) */
 } slr_knn_method;
@@ -95,9 +98,12 @@ typedef struct {
  * in its own block; a pair is scored exactly (sdot) only when its bound is
  * within 2 - 2 t + delta of either row's current k-th similarity t (delta =
  * 16 d FLT_EPSILON covers float rounding of unit rows), so every skipped
- * pair is provably farther than the k-th neighbour. Before step 0 the
- * fraction of pairs to score is estimated on 256 rows per rank; above
- * `max_scored` the call falls back to the full product (random features).
+ * pair is provably farther than the k-th neighbour. First a pilot
+ * estimates the fraction of pairs to score on 512 rows per rank alone
+ * (their own axes, their k m / n-th similarity among them as the bound);
+ * before step 0 it is estimated again on 256 rows per rank with the real
+ * bounds; above `max_scored` either time the call falls back to the full
+ * product (random features: the pilot costs a few hundred milliseconds).
  * Not used with `farthest`.
  *
  * Memory per rank: its rows, one or two visiting blocks, one tile, O(nrows
@@ -167,6 +173,11 @@ typedef struct {
   const float *scale;
 } slr_jaccard_opts;
 
+/* Bytes this rank sent in its last slr_jaccard_compute(_ex) call (the ring
+ * of row blocks, and for each all-gather its own part times the other
+ * ranks). Local. */
+int64_t slr_jaccard_bytes_sent(void);
+
 /* slr_jaccard_compute with the options above (the generalisations used by
  * the test-time re-ranking). Collective on comm. */
 int slr_jaccard_compute_ex(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
@@ -206,6 +217,8 @@ typedef struct {
   double t_knn, t_jaccard, t_dbscan;  /* seconds */
   int64_t nnz_jaccard;                /* pairs kept, summed over ranks */
   int64_t n_clusters, n_outliers;
+  slr_knn_stats knn;                  /* the kNN call's (rank-local) */
+  int64_t bytes_jaccard;              /* bytes this rank sent in the Jaccard step */
 } slr_cluster_stats;
 
 /* Pseudo labels of one adaptation epoch: kNN (k = k1), k-reciprocal Jaccard
@@ -216,6 +229,12 @@ typedef struct {
 int slr_cluster_labels(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
                        const slr_cluster_params *p, int32_t *labels,
                        slr_cluster_stats *stats);
+
+/* slr_cluster_labels with options for the kNN step (NULL = defaults, as
+ * slr_cluster_labels). Collective on comm. */
+int slr_cluster_labels_opts(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
+                            const slr_cluster_params *p, const slr_knn_opts *knn_opts,
+                            int32_t *labels, slr_cluster_stats *stats);
 
 
 /* ---- agglomerative clustering --------------------------------------------- */

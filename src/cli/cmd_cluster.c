@@ -91,6 +91,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
            slr_config_default_text("cluster.eps"));
   snprintf(h_ms, sizeof h_ms, "cluster.min_samples: DBSCAN core size, the point included (default %s)",
            slr_config_default_text("cluster.min_samples"));
+  const char *knn_name = "auto";
   const slr_opt opts[] = {
       {"features", OPT_STR, &feat, "F.h5", "input: /features (N x D float32, or float64 converted), e.g. from h5py"},
       {"out", OPT_STR, &out, "L.h5", "output: /labels (N int32, -1 = outlier)"},
@@ -99,6 +100,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
       {"eps", OPT_STR, &o_eps, "E", h_eps},
       {"min-samples", OPT_STR, &o_ms, "M", h_ms},
       {"threads", OPT_INT, &threads, "T", "threads per rank (default: cores / ranks on the node)"},
+      {"knn", OPT_STR, &knn_name, "M", "kNN product: auto (default), full or pruned"},
       {NULL, 0, NULL, NULL, NULL}};
   int npos = 0;
   int rc = slr_parse_options(&slr_cmd_cluster, opts, argc, argv, NULL, 0, &npos);
@@ -126,6 +128,13 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   if (threads < 0)
     return slr_cli_usage_error(&slr_cmd_cluster, "--threads %lld must be >= 0 (0: the default)",
                                (long long)threads);
+  slr_knn_method knn_method = SLR_KNN_AUTO;
+  if (strcmp(knn_name, "full") == 0)
+    knn_method = SLR_KNN_FULL;
+  else if (strcmp(knn_name, "pruned") == 0)
+    knn_method = SLR_KNN_PRUNED;
+  else if (strcmp(knn_name, "auto") != 0)
+    return slr_cli_usage_error(&slr_cmd_cluster, "--knn %s must be auto, full or pruned", knn_name);
   if (threads > 0) slr_threads_set((int)threads, ctx->node_size);
   /* OpenBLAS falls back to its SSE3 kernels on CPUs it cannot name (some
    * virtual machines), several times slower for the distance products */
@@ -143,12 +152,13 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   double t_read = slr_now() - t0;
 
   slr_cluster_params p = {(int)k1, (int)k2, eps, (int)min_samples};
+  slr_knn_opts ko = {.method = knn_method};
   int32_t *labels = malloc((size_t)n * sizeof(int32_t));
   rc = labels ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory (%lld labels)", (long long)n);
   rc = slr_agree(ctx->world, rc);
   slr_cluster_stats st;
   memset(&st, 0, sizeof st);
-  if (!rc) rc = slr_cluster_labels(ctx->world, x, nrows, n, d, &p, labels, &st);
+  if (!rc) rc = slr_cluster_labels_opts(ctx->world, x, nrows, n, d, &p, &ko, labels, &st);
   free(x);
   if (rc) {
     free(labels);
@@ -188,6 +198,10 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
     cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
   SLR_MPI(MPI_Reduce(&cpu, &cpu_max, 1, MPI_DOUBLE, MPI_MAX, 0, ctx->world));
+  int64_t kn[4] = {st.knn.pairs, st.knn.scored, 0, 0}, by[2] = {st.knn.bytes_sent, st.bytes_jaccard};
+  int64_t bymax[2] = {0, 0};
+  SLR_MPI(MPI_Reduce(kn, kn + 2, 2, MPI_INT64_T, MPI_SUM, 0, ctx->world));
+  SLR_MPI(MPI_Reduce(by, bymax, 2, MPI_INT64_T, MPI_MAX, 0, ctx->world));
   if (ctx->rank == 0) {
     printf("slr cluster: %lld samples x %lld dims on %d rank%s (%d thread%s each)\n",
            (long long)n, (long long)d, ctx->size, ctx->size == 1 ? "" : "s", slr_threads_get(),
@@ -199,6 +213,12 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
            n ? 100.0 * (double)st.n_outliers / (double)n : 0.0, (long long)st.nnz_jaccard);
     printf("  time: read %.2f s  kNN %.2f s  Jaccard %.2f s  DBSCAN %.2f s  total %.2f s\n",
            t_read, st.t_knn, st.t_jaccard, st.t_dbscan, slr_now() - t0);
+    printf("  kNN product: %s, exact products for %.2f%% of pairs (pilot estimate %.4f), "
+           "basis %.2f s\n", st.knn.pruned ? "pruned" : "full",
+           kn[2] ? 100.0 * (double)kn[3] / (double)kn[2] : 0.0, st.knn.est_pilot,
+           st.knn.t_basis);
+    printf("  bytes sent by the busiest rank: kNN %.1f MB  Jaccard %.1f MB\n",
+           (double)bymax[0] / 1e6, (double)bymax[1] / 1e6);
     printf("  processor time of the busiest rank: %.2f s\n", cpu_max);
     printf("  peak memory: %.1f MiB summed over ranks, %.1f MiB on the largest rank\n",
            (double)rss_sum / 1048576.0, (double)rss_max / 1048576.0);

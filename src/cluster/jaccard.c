@@ -14,6 +14,11 @@
 #include "neighbours.h"
 #include "slr/cluster.h"
 
+/* bytes sent by this rank in the current (last) call */
+static int64_t sent_bytes;
+
+int64_t slr_jaccard_bytes_sent(void) { return sent_bytes; }
+
 void slr_sparse_free(slr_sparse *m) {
   if (!m) return;
   free(m->indptr);
@@ -108,6 +113,7 @@ static int allgather_csr(MPI_Comm comm, const int64_t *off, int64_t nrows,
   if (!rc) {
     int mrc = MPI_Allgatherv(mylens, (int)nrows, MPI_INT64_T, lens, rc_cnt, rc_dsp,
                              MPI_INT64_T, comm);
+    sent_bytes += nrows * (int64_t)sizeof(int64_t) * (size - 1);
     if (mrc == MPI_SUCCESS)
       mrc = MPI_Allgather(&mynnz, 1, MPI_INT64_T, nnz_q, 1, MPI_INT64_T, comm);
     if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "MPI_Allgatherv (row lengths)", __FILE__, __LINE__);
@@ -131,6 +137,7 @@ static int allgather_csr(MPI_Comm comm, const int64_t *off, int64_t nrows,
   rc = slr_agree(comm, rc);
   if (!rc) {
     int mrc = MPI_Allgatherv(idx, (int)mynnz, MPI_INT32_T, gi, rc_cnt, rc_dsp, MPI_INT32_T, comm);
+    sent_bytes += mynnz * (int64_t)(sizeof(int32_t) + sizeof(float)) * (size - 1);
     if (mrc == MPI_SUCCESS)
       mrc = MPI_Allgatherv(val, (int)mynnz, MPI_FLOAT, gv, rc_cnt, rc_dsp, MPI_FLOAT, comm);
     if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "MPI_Allgatherv (sparse rows)", __FILE__, __LINE__);
@@ -194,6 +201,7 @@ static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *of
     int get = (rank + t + 1) % size;
     int left = (rank - 1 + size) % size, right = (rank + 1) % size;
     float *nxt = blk == bufa ? bufb : bufa;
+    sent_bytes += (off[q + 1] - off[q]) * d * (int64_t)sizeof(float);
     int mrc = MPI_Sendrecv(blk, (int)((off[q + 1] - off[q]) * d), MPI_FLOAT, left, 400 + t, nxt,
                            (int)((off[get + 1] - off[get]) * d), MPI_FLOAT, right, 400 + t, comm,
                            MPI_STATUS_IGNORE);
@@ -303,6 +311,7 @@ int slr_jaccard_compute_ex(MPI_Comm comm, const float *x, int64_t d, const slr_k
   SLR_MPI(MPI_Comm_rank(comm, &rank));
   SLR_MPI(MPI_Comm_size(comm, &size));
   memset(out, 0, sizeof *out);
+  sent_bytes = 0;
   int64_t n = knn->n, nrows = knn->nrows, row0 = knn->row0;
   int rc = 0;
   if (k1 < 1 || kw > knn->k || kw > n)
@@ -342,6 +351,7 @@ int slr_jaccard_compute_ex(MPI_Comm comm, const float *x, int64_t d, const slr_k
   }
   {
     int mrc = MPI_Allgatherv(mine, (int)(nrows * kw), MPI_INT32_T, all, cnt, dsp, MPI_INT32_T, comm);
+    sent_bytes += nrows * kw * (int64_t)sizeof(int32_t) * (size - 1);
     if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "MPI_Allgatherv (kNN lists)", __FILE__, __LINE__);
   }
   rc = slr_agree(comm, rc);

@@ -304,7 +304,7 @@ typedef struct {
   float *zt, *zn, *gthr, *bc;
   float delta;
   int64_t pairs, scored, bytes;
-  double t_basis;
+  double t_basis, t_seed, t_pilot, pilot;
 } knn_run;
 
 static int run_alloc(knn_run *R) {
@@ -456,9 +456,6 @@ static int prune_prepare(knn_run *R, int p) {
     R->zn[i] = (float)s;
     R->gthr[i] = -INFINITY;
   }
-  /* rounding allowance: unit rows, float products of length d (see the
-   * header): 16 d eps covers the exact products, the bound and the norms */
-  R->delta = 16.0f * (float)d * FLT_EPSILON + 1e-6f;
   free(mean);
   free(basis);
   free(tmp);
@@ -612,12 +609,68 @@ static void pair_product(knn_run *R, const float *a, int64_t ma, int64_t ga, slr
   }
 }
 
+/* The pilot: the fraction of pairs that would be scored, estimated on the
+ * first 512 rows of each rank alone (their own axes from slr_pca_basis on
+ * MPI_COMM_SELF, their exact products, each row's k'-th similarity among
+ * them, k' = k m / n rounded up, as the bound): a few hundred
+ * milliseconds, so that features with nothing to prune cost little.
+ * Collective on R->comm. */
+static int pilot_fraction(knn_run *R, int p, double *frac) {
+  int64_t m = R->nrows < 512 ? R->nrows : 512, d = R->d, p1 = p + 1, cnt[2] = {0, 0};
+  int kp = (int)((R->k * m + R->n - 1) / R->n);
+  kp = kp < 1 ? 1 : kp;
+  float *mean = malloc((size_t)d * sizeof(float)), *basis = malloc((size_t)(p * d) * sizeof(float));
+  float *zt = malloc((size_t)(m * p1 + 1) * sizeof(float)), *s = malloc((size_t)(m * m + 1) * sizeof(float));
+  double *tmp = malloc((size_t)(p * d) * sizeof(double));
+  float *lim = malloc((size_t)(m + 1) * sizeof(float));
+  slr_topk t = {0};
+  int rc = mean && basis && zt && s && tmp && lim ? slr_topk_init(&t, m, kp, 0)
+                                          : SLR_FAIL(SLR_ERR_NOMEM, "kNN: out of memory (pilot)");
+  int ok = !rc && m > p;
+  slr_pca_opts po = {.solver = SLR_PCA_PSSYEVD};
+  if (ok) rc = slr_pca_basis(MPI_COMM_SELF, R->x, m, d, p, &po, mean, basis, NULL, NULL);
+  if (ok && !rc) {
+    orthonormalize(basis, p, d, tmp);
+    rc = project_rows(R->x, m, d, mean, basis, p, zt);
+  }
+  if (ok && !rc) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)m, (int)d, 1.0f, R->x,
+                (int)d, R->x, (int)d, 0.0f, s, (int)m);
+    tile_update(s, m, m, m, &t, 0, 0, NULL, 0, 0);
+    for (int64_t i = 0; i < m; i++) lim[i] = limit_of(t.cnt[i] == kp ? t.thr[i] : -INFINITY, R->delta);
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < m; j++) {
+        double lb = 0.0;
+        for (int64_t c = 0; c < p1; c++) {
+          double e = (double)zt[i * p1 + c] - zt[j * p1 + c];
+          lb += e * e;
+        }
+        cnt[0] += lb <= (lim[i] > lim[j] ? lim[i] : lim[j]);
+      }
+    cnt[1] = m * m;
+  }
+  free(mean);
+  free(basis);
+  free(zt);
+  free(s);
+  free(tmp);
+  free(lim);
+  slr_topk_free(&t);
+  rc = slr_agree(R->comm, rc);
+  if (rc) return rc;
+  SLR_MPI(MPI_Allreduce(MPI_IN_PLACE, cnt, 2, MPI_INT64_T, MPI_SUM, R->comm));
+  *frac = cnt[1] > 0 ? (double)cnt[0] / (double)cnt[1] : 1.0;
+  return 0;
+}
+
 /* Step 0 of the pruned product: seeds, the survivor estimate (a fraction
  * above max_frac falls back to the full product, the same on every rank),
  * the own block, then every row's bound shared. Collective on R->comm. */
 static int prune_step0(knn_run *R, double max_frac, double *frac) {
+  double t0 = slr_now();
   int rc = slr_agree(R->comm, seed_thresholds(R));
   if (!rc) rc = survivor_fraction(R, frac);
+  R->t_seed = slr_now() - t0;
   if (rc) return rc;
   if (*frac > max_frac) R->prune = 0;
   pair_product(R, R->x, R->nrows, R->row0, &R->own, 0, R->x, R->nrows, R->row0, NULL, 0, 1);
@@ -752,7 +805,7 @@ static int want_prune(const slr_knn_opts *o, int64_t n, int64_t d, int p) {
   slr_knn_method m = o ? o->method : SLR_KNN_AUTO;
   if ((o && o->farthest) || m == SLR_KNN_FULL || p < 1 || p >= d) return 0;
   if (m == SLR_KNN_PRUNED) return 1;
-  return n >= 4096 && d >= 4 * (p + 1);
+  return n >= 4096 && d >= 1024;
 }
 
 int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
@@ -773,9 +826,18 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
   int p = opts && opts->dims > 0 ? opts->dims : (d >= 1024 ? 64 : 32);
   if (p >= d) p = (int)(d - 1);
   R.prune = want_prune(opts, n, d, p);
+  /* rounding allowance: unit rows, float products of length d (see the
+   * header): 16 d eps covers the exact products, the bound and the norms */
   int rc = slr_agree(comm, run_alloc(&R));
-  if (!rc && R.prune) rc = prune_prepare(&R, p);
   double frac = 1.0, max_frac = opts && opts->max_scored > 0 ? opts->max_scored : 0.05;
+  R.delta = 16.0f * (float)d * FLT_EPSILON + 1e-6f;
+  if (!rc && R.prune) {
+    double t0 = slr_now();
+    rc = pilot_fraction(&R, p, &R.pilot);
+    R.t_pilot = slr_now() - t0;
+    if (!rc && R.pilot > max_frac) R.prune = 0;
+  }
+  if (!rc && R.prune) rc = prune_prepare(&R, p);
   if (!rc && R.prune)
     rc = prune_step0(&R, max_frac, &frac);
   else if (!rc)
@@ -791,6 +853,9 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
   out->stats.scored = R.scored;
   out->stats.bytes_sent = R.bytes;
   out->stats.t_basis = R.t_basis;
+  out->stats.t_seed = R.t_seed;
+  out->stats.t_pilot = R.t_pilot;
+  out->stats.est_pilot = R.pilot;
   run_free(&R);
   return rc;
 }

@@ -15,6 +15,12 @@ void slr_cluster_params_default(slr_cluster_params *p) {
 int slr_cluster_labels(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
                        const slr_cluster_params *p, int32_t *labels,
                        slr_cluster_stats *stats) {
+  return slr_cluster_labels_opts(comm, x, nrows, n, d, p, NULL, labels, stats);
+}
+
+int slr_cluster_labels_opts(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int64_t d,
+                            const slr_cluster_params *p, const slr_knn_opts *knn_opts,
+                            int32_t *labels, slr_cluster_stats *stats) {
   int rc = 0;
   if (p->k1 < 1 || p->k2 < 1 || p->k2 > p->k1)
     rc = SLR_FAIL(SLR_ERR, "clustering: k1 = %d and k2 = %d must satisfy 1 <= k2 <= k1",
@@ -31,9 +37,11 @@ int slr_cluster_labels(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, 
   slr_knn knn;
   slr_sparse jac;
   double t0 = slr_now();
-  SLR_TRY(slr_knn_compute(comm, x, nrows, n, d, p->k1, NULL, &knn));
+  SLR_TRY(slr_knn_compute(comm, x, nrows, n, d, p->k1, knn_opts, &knn));
+  st.knn = knn.stats;
   double t1 = slr_now();
   rc = slr_jaccard_compute(comm, x, d, &knn, p->k1, p->k2, p->eps < 1.0 ? p->eps : 1.0, &jac);
+  st.bytes_jaccard = slr_jaccard_bytes_sent();
   slr_knn_free(&knn);
   if (rc) return rc;
   double t2 = slr_now();

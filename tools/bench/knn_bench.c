@@ -72,9 +72,9 @@ int main(int argc, char **argv) {
     MPI_Allreduce(MPI_IN_PLACE, mx, 2, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
     if (!rank)
       printf("n %lld d %lld k %d ranks %d  full %.2f s  pruned %.2f s (basis %.2f s)  "
-             "speed-up %.2fx  pruned=%d est %.4f  scored %.4f of pairs  "
+             "seed %.2f s  pilot %.2f s est %.4f  speed-up %.2fx  pruned=%d est %.4f  scored %.4f of pairs  "
              "different ids %lld values %lld  bytes/rank max full %.1f MB pruned %.1f MB\n",
-             (long long)n, (long long)d, k, size, ta, tb, b.stats.t_basis, ta / tb,
+             (long long)n, (long long)d, k, size, ta, tb, b.stats.t_basis, b.stats.t_seed, b.stats.t_pilot, b.stats.est_pilot, ta / tb,
              b.stats.pruned, b.stats.est_scored, (double)s[3] / (double)s[2],
              (long long)s[0], (long long)s[1], mx[0] / 1e6, mx[1] / 1e6);
     slr_knn_free(&a);

@@ -1,0 +1,65 @@
+#!/bin/bash
+# Clustering at scale (not a test): bytes sent per rank by the kNN ring and
+# the Jaccard step at 2, 4, 8 and 16 ranks beside the formulas of
+# docs/cluster.md, then one large run on many ranks (oversubscribed when the
+# machine has fewer cores: say so) with wall time, processor time and peak
+# memory per rank, and the SLR step (slr_refine) on its labels against
+# synthetic previous labels.
+#
+#   tools/bench/cluster_scale.sh [SLR] [WORKDIR]
+# Environment: COMM_N (24000), COMM_D (256), COMM_RANKS ("2 4 8 16"),
+#   BIG ("200000x256"), BIG_RANKS (16), REFINE_RANKS (2)
+set -u
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+SLR=${1:-$SRC/build/slr}
+WORK=${2:-${TMPDIR:-/tmp}/slr-bench-cluster}
+COMM_N=${COMM_N:-24000}
+COMM_D=${COMM_D:-256}
+COMM_RANKS=${COMM_RANKS:-"2 4 8 16"}
+BIG=${BIG:-200000x256}
+BIG_RANKS=${BIG_RANKS:-16}
+REFINE_RANKS=${REFINE_RANKS:-2}
+PY=/usr/bin/python3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+mkdir -p "$WORK"
+BENCH=${BENCH:-$SRC/build/bench}
+[ -x "$BENCH/refine_step" ] || "$SRC/tools/bench/build_bench.sh" refine_step || exit 1
+echo "# slr cluster at scale  $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc --all) cores  load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)  avx512: $(grep -o 'avx512[a-z]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+
+f=$WORK/features_${COMM_N}x${COMM_D}.h5
+[ -s "$f" ] || $PY "$SRC/tools/bench/make_cluster_features.py" "$f" "$COMM_N" "$COMM_D" 1
+echo
+echo "## bytes sent per rank (busiest rank), N = $COMM_N, D = $COMM_D, k1 = 30"
+printf "%6s %12s %14s %12s %14s %9s\n" ranks kNN_MB kNN_formula_MB Jaccard_MB Jac_formula_MB wall_s
+for np in $COMM_RANKS; do
+  log=$WORK/comm_$np.log
+  mpiexec -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -n "$np" "$SLR" cluster --features "$f" \
+    --out "$WORK/comm_labels_$np.h5" --threads 1 --knn full > "$log" 2>&1
+  knn=$(grep -oE 'kNN [0-9.]+ MB' "$log" | awk '{print $2}')
+  jac=$(grep -oE 'Jaccard [0-9.]+ MB' "$log" | awk '{print $2}')
+  wall=$(grep -oE 'total [0-9.]+' "$log" | awk '{print $2}')
+  # kNN ring: floor(P/2) steps of one block (N/P rows x D floats) and its
+  # lists back (N/P x k x 8 bytes); Jaccard: the kNN lists, the V and
+  # expanded rows (measured nnz, see the log) to P - 1 ranks, and one ring
+  # pass of the blocks (P - 1 blocks) when rows are remote
+  fk=$(awk -v n="$COMM_N" -v d="$COMM_D" -v p="$np" 'BEGIN{b=int(n/p+0.999); printf "%.1f", int(p/2)*b*(4*d+8*30)/1e6}')
+  fj=$(awk -v n="$COMM_N" -v d="$COMM_D" -v p="$np" 'BEGIN{b=int(n/p+0.999); printf "%.1f", (p-1)*b*(4*30+4*d)/1e6}')
+  printf "%6s %12s %14s %12s %14s %9s\n" "$np" "$knn" "$fk" "$jac" "$fj (+V, Q rows)" "$wall"
+done
+
+n=${BIG%x*}
+d=${BIG#*x}
+f=$WORK/features_${n}x${d}.h5
+[ -s "$f" ] || $PY "$SRC/tools/bench/make_cluster_features.py" "$f" "$n" "$d" 1
+echo
+echo "## N = $n, D = $d on $BIG_RANKS ranks, one thread each ($(nproc --all) cores: oversubscribed when more ranks than cores)"
+log=$WORK/big_${n}_${BIG_RANKS}.log
+/usr/bin/time -f "%e s wall" -o "$WORK/big.time" mpiexec -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS \
+  -n "$BIG_RANKS" "$SLR" cluster --features "$f" --out "$WORK/big_labels.h5" --threads 1 > "$log" 2>&1
+cat "$log" "$WORK/big.time"
+echo
+echo "## the SLR step on these labels, $REFINE_RANKS ranks"
+/usr/bin/time -f "%e s wall %M KiB peak (one rank)" mpiexec -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS \
+  -n "$REFINE_RANKS" "$BENCH/refine_step" "$WORK/big_labels.h5"
