@@ -17,7 +17,7 @@ static int run(slr_ctx *ctx, int argc, char **argv);
 
 const slr_command slr_cmd_cluster = {
     "cluster", "pseudo labels: kNN, k-reciprocal Jaccard distance and DBSCAN of features",
-    "--features F.h5 --out L.h5 [--k1 30] [--k2 6] [--eps 0.6] [--min-samples 4] [--threads T]", run, 0};
+    "--features F.h5 --out L.h5 [--k1 30] [--k2 6] [--eps 0.6] [--min-samples 4] [--threads T] [--knn auto|full|pruned]", run, 0};
 
 /* Read and check /features; x gets this rank's rows, L2-normalised. */
 static int read_features(slr_ctx *ctx, const char *path, int k1, float **x, int64_t *n,

@@ -24,7 +24,7 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   slr_opt_list sets = {0};
   int keys = 0;
   const slr_opt opts[] = {
-      {"set", OPT_LIST, &sets, "KEY=VALUE", "override a key (repeatable), e.g. solver.lr=1e-4"},
+      {"set", OPT_LIST, &sets, "KEY=VALUE", "override a key (repeatable), e.g. solver.adapt.lr=1e-4"},
       {"keys", OPT_FLAG, &keys, NULL, "list every key with its type, default and help"},
       {NULL, 0, NULL, NULL, NULL}};
   const char *pos[1];

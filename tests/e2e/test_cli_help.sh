@@ -35,7 +35,7 @@ expect2 "$SLR" config --keys --set solver.lr=1
 expect2 "$SLR" bogus
 out=$("$SLR" evaluate --features x.h5 --metric foo 2>&1)
 [ $? -eq 2 ] || fail "--metric foo: exit code"
-echo "$out" | grep -q "^slr evaluate: --metric: unknown metric \"foo\"" || fail "--metric foo: $out"
+echo "$out" | grep -q "^slr evaluate: --metric.*foo" || fail "--metric foo: $out"
 echo "$out" | grep -q "see slr evaluate --help" || fail "--metric foo: no usage hint: $out"
 out=$("$SLR" infer --weights w.h5 --input x.h5 --out f.h5 --arch resnet99 2>&1)
 [ $? -eq 2 ] || fail "--arch resnet99: exit code"
@@ -43,7 +43,7 @@ echo "$out" | grep -q "^slr infer: --arch resnet99" || fail "--arch resnet99: $o
 # an option's value may be given with = or as the next argument; a flag takes none
 out=$("$SLR" config --keys=1 2>&1)
 [ $? -eq 2 ] && echo "$out" | grep -q "takes no value" || fail "--keys=1: $out"
-"$SLR" config --set=solver.lr=1e-4 | grep -q "lr: 1.0e-4\|lr: 0.0001" || fail "--set=KEY=VALUE"
+"$SLR" config --set=solver.adapt.lr=1e-4 | grep -q "lr: 0.0001" || fail "--set=KEY=VALUE"
 # the example in slr config --help names a real key
 ex=$("$SLR" config --help | grep -oE 'e\.g\. [a-z_.]+=' | sed 's/e\.g\. //; s/=$//')
 [ -n "$ex" ] || fail "no example key in slr config --help"

@@ -6,7 +6,8 @@
 # a checkpoint (refused by h52torch.py, which names slr export); h52torch.py
 # output loading into tools/slr_torch.py's model with strict=True and giving
 # slr infer's features (no model flags) on the same weights and images, for
-# every architecture, pooling and neck; torch2h5.py's presets (fast-reid,
+# every architecture, pooling and neck, and torchvision's own resnet18
+# converted as ImageNet weights are; torch2h5.py's presets (fast-reid,
 # Cluster Contrast) and --rename; the scripts' help and errors; the ONNX
 # export checked with onnx.checker and OpenCV's dnn. Skipped (77) when the
 # reference Python modules are missing.
@@ -103,6 +104,22 @@ for name, kw in kinds.items():
     # as torch2h5.py converts (its command line is tested below)
     sd = torch2h5.find_state_dict({"state_dict": {"module." + k: v for k, v in m.state_dict().items()}})
     torch2h5.convert(sd, name + ".h5", last_stride=kw["last_stride"])
+# torchvision's own resnet18 (random weights, non-trivial statistics), its
+# ImageNet classifier dropped, as the README converts ImageNet weights
+import torchvision
+tv = torchvision.models.resnet18()
+with torch.no_grad():
+    for mod in tv.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.copy_(0.1 * torch.randn(mod.running_mean.shape, generator=g))
+            mod.running_var.copy_(0.5 + torch.rand(mod.running_var.shape, generator=g))
+torch2h5.convert(tv.state_dict(), "tv.h5", drop=["fc."], last_stride=2)
+tv.fc = torch.nn.Identity()
+tv.eval()
+with torch.no_grad(), h5py.File("ref_tv.h5", "w") as f:
+    p = tv(imgs)
+    f["pooled"] = p.numpy(); f["neck"] = p.numpy()
+    f["normalized"] = torch.nn.functional.normalize(p, dim=1).numpy()
 # the run's final weights: the state_dict h52torch.py wrote, strict=True
 d = slr_torch.describe("run/final.h5")
 m = slr_torch.ReIDModel(**d)
@@ -128,7 +145,7 @@ except ValueError as e:
 PY
 # pairs to compare: slr's output, reference file, dataset; all compared at the end
 pairs=()
-for name in r18 r34 r50 ibn run; do
+for name in r18 r34 r50 ibn tv run; do
   w=$name.h5; [ $name = run ] && w=run/final.h5
   for kind in pooled neck normalized; do
     # no model flags: the weights file describes its model
@@ -154,6 +171,19 @@ for i in range(0, len(args), 3):
 sys.exit(1 if bad else 0)
 PY
 }
+
+# a checkpoint whose /model group carries the description (slr_model_desc_write)
+# exports without the run's configuration
+mkdir -p lone/checkpoints && cp "${ck[3]}" lone/checkpoints/c.h5
+$PY - <<'PY' || fail "describing a checkpoint"
+import h5py
+with h5py.File("run/final.h5") as w, h5py.File("lone/checkpoints/c.h5", "a") as c:
+    for k in ("arch", "width", "last_stride", "pool", "gem_p", "neck", "feat_dim", "num_classes"):
+        c["model"].attrs[k] = w.attrs[k]
+PY
+out=$("$SLR" export lone/checkpoints/c.h5 --out desc.h5 2>&1) || fail "export of a described checkpoint: $out"
+echo "$out" | grep -q "from the checkpoint's /model attributes" || fail "export did not use the checkpoint's description: $out"
+h5diff -q desc.h5 run/final.h5 /model /model || fail "described checkpoint: exported weights differ from final.h5"
 
 # an attribute with a value slr does not know: named with the value
 cp run/final.h5 odd.h5
@@ -184,8 +214,22 @@ PY
 $PY "$TOOLS/torch2h5.py" fastreid.pth fr.h5 --preset fast-reid --last-stride 1 > /dev/null || fail "torch2h5 --preset fast-reid"
 $PY "$TOOLS/torch2h5.py" cc.pth.tar cc.h5 --preset cluster-contrast --last-stride 1 > /dev/null || fail "torch2h5 --preset cluster-contrast"
 $PY "$TOOLS/torch2h5.py" other.pth ot.h5 --rename encoder.= --last-stride 1 > /dev/null || fail "torch2h5 --rename"
+# the same keys and values (slr's own files also carry per-dataset digests)
+same_model() {
+  $PY - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1])["model"], h5py.File(sys.argv[2])["model"]
+ka, kb = [], []
+a.visit(ka.append); b.visit(kb.append)
+if sorted(ka) != sorted(kb):
+    sys.exit("keys differ: %s" % sorted(set(ka) ^ set(kb))[:5])
+for k in ka:
+    if isinstance(a[k], h5py.Dataset) and not np.array_equal(a[k][()], b[k][()]):
+        sys.exit("%s differs" % k)
+PY
+}
 for w in fr cc ot; do
-  h5diff -q $w.h5 run/final.h5 /model /model || fail "$w.h5: the renamed weights differ from final.h5"
+  same_model $w.h5 run/final.h5 || fail "$w.h5: the renamed weights differ from final.h5"
   "$SLR" infer --weights $w.h5 --input images.h5 --out f_$w.h5 > /dev/null || fail "infer $w.h5 without flags"
   pairs+=(f_$w.h5 ref_run.h5 /normalized)
 done
