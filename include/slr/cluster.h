@@ -100,7 +100,8 @@ typedef struct {
  * 16 d FLT_EPSILON covers float rounding of unit rows), so every skipped
  * pair is provably farther than the k-th neighbour. First a pilot
  * estimates the fraction of pairs to score on 512 rows per rank alone
- * (their own axes, their k m / n-th similarity among them as the bound);
+ * (their own axes, their k'-th similarity among them as the bound, k' = 1
+ * + (k - 1) (m - 1) / (n - 1) rounded up);
  * before step 0 it is estimated again on 256 rows per rank with the real
  * bounds; above `max_scored` either time the call falls back to the full
  * product (random features: the pilot costs a few hundred milliseconds).

@@ -299,338 +299,360 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
   return slr_jaccard_compute_ex(comm, x, d, knn, &o, out);
 }
 
-int slr_jaccard_compute_ex(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
-                           const slr_jaccard_opts *o, slr_sparse *out) {
-  int k1 = o->k1, k2 = o->k2;
-  double max_dist = o->max_dist;
-  const unsigned char *rows = o->rows;
-  int power = o->power ? o->power : 1;
-  /* list entries used per row: k1, or k1 + 1 with the wider window */
-  int kw = o->window_plus_one ? k1 + 1 : k1;
-  int rank, size;
-  SLR_MPI(MPI_Comm_rank(comm, &rank));
-  SLR_MPI(MPI_Comm_size(comm, &size));
-  memset(out, 0, sizeof *out);
-  sent_bytes = 0;
-  int64_t n = knn->n, nrows = knn->nrows, row0 = knn->row0;
-  int rc = 0;
-  if (k1 < 1 || kw > knn->k || kw > n)
-    rc = SLR_FAIL(SLR_ERR, "Jaccard: k1 = %d must be in 1..min(n = %lld, kNN k = %d)%s", k1,
-                  (long long)n, knn->k, kw > k1 ? " - 1" : "");
-  else if (power != 1 && power != 2)
-    rc = SLR_FAIL(SLR_ERR, "Jaccard: power = %d must be 1 or 2", power);
-  else if (k2 < 1 || k2 > k1)
-    rc = SLR_FAIL(SLR_ERR, "Jaccard: k2 = %d must be in 1..k1 = %d", k2, k1);
-  SLR_TRY(slr_agree(comm, rc));
-  int64_t *off = NULL;
-  SLR_TRY(slr_block_layout(comm, nrows, n, &off));
-  if (off[rank] != row0) {
-    free(off);
-    return slr_agree(comm, SLR_FAIL(SLR_ERR, "Jaccard: kNN rows do not match the row blocks"));
-  }
+/* The state of one slr_jaccard_compute_ex call: the layout, every row's
+ * first kw kNN indices, the half-size sets, V of my rows (then of all
+ * rows), the query-expanded rows Q (mine, then all), the inverted lists. */
+typedef struct {
+  MPI_Comm comm;
+  int rank, size, k1, k2, kw, wh, power;
+  int64_t n, nrows, row0;
+  int64_t *off;
+  int32_t *all, *rh, *rhn, *sortbuf;
+  entries V, Q;
+  int64_t *vp, *gvp, *qp, *gqp, *cp;
+  int32_t *gvi, *gqi, *ci;
+  float *gvv, *gqv, *cv;
+  double *acc;
+} jac_run;
 
-  /* all kNN lists, the first kw columns */
-  int32_t *all = malloc((size_t)(n * kw) * sizeof(int32_t));
+static void jac_run_free(jac_run *J) {
+  free(J->off);
+  free(J->all);
+  free(J->rh);
+  free(J->rhn);
+  free(J->sortbuf);
+  free(J->V.i);
+  free(J->V.v);
+  free(J->Q.i);
+  free(J->Q.v);
+  free(J->vp);
+  free(J->gvp);
+  free(J->qp);
+  free(J->gqp);
+  free(J->cp);
+  free(J->gvi);
+  free(J->gqi);
+  free(J->ci);
+  free(J->gvv);
+  free(J->gqv);
+  free(J->cv);
+  free(J->acc);
+}
+
+/* The parameter checks (the same on every rank) and the layout. Collective
+ * on comm. */
+static int jac_init(jac_run *J, const slr_knn *knn, const slr_jaccard_opts *o) {
+  J->k1 = o->k1;
+  J->k2 = o->k2;
+  J->power = o->power ? o->power : 1;
+  /* list entries used per row: k1, or k1 + 1 with the wider window */
+  J->kw = o->window_plus_one ? J->k1 + 1 : J->k1;
+  J->n = knn->n;
+  J->nrows = knn->nrows;
+  J->row0 = knn->row0;
+  SLR_MPI(MPI_Comm_rank(J->comm, &J->rank));
+  SLR_MPI(MPI_Comm_size(J->comm, &J->size));
+  int rc = 0;
+  if (J->k1 < 1 || J->kw > knn->k || J->kw > J->n)
+    rc = SLR_FAIL(SLR_ERR, "Jaccard: k1 = %d must be in 1..min(n = %lld, kNN k = %d)%s", J->k1,
+                  (long long)J->n, knn->k, J->kw > J->k1 ? " - 1" : "");
+  else if (J->power != 1 && J->power != 2)
+    rc = SLR_FAIL(SLR_ERR, "Jaccard: power = %d must be 1 or 2", J->power);
+  else if (J->k2 < 1 || J->k2 > J->k1)
+    rc = SLR_FAIL(SLR_ERR, "Jaccard: k2 = %d must be in 1..k1 = %d", J->k2, J->k1);
+  SLR_TRY(slr_agree(J->comm, rc));
+  SLR_TRY(slr_block_layout(J->comm, J->nrows, J->n, &J->off));
+  if (J->off[J->rank] != J->row0)
+    rc = SLR_FAIL(SLR_ERR, "Jaccard: kNN rows do not match the row blocks");
+  return slr_agree(J->comm, rc);
+}
+
+/* All kNN lists, the first kw columns, on every rank. Collective. */
+static int gather_lists(jac_run *J, const slr_knn *knn) {
+  int64_t kw = J->kw, nrows = J->nrows;
+  J->all = malloc((size_t)(J->n * kw) * sizeof(int32_t));
   int32_t *mine = malloc((size_t)(nrows * kw) * sizeof(int32_t) + 1);
-  int *cnt = malloc((size_t)size * sizeof(int)), *dsp = malloc((size_t)size * sizeof(int));
-  int64_t *vp = NULL, *gvp = NULL, *qp = NULL, *gqp = NULL, *cp = NULL;
-  int32_t *gvi = NULL, *gqi = NULL, *ci = NULL, *prow = NULL, *pcol = NULL, *rk = NULL,
-          *rh = NULL, *rhn = NULL, *eset = NULL, *mark = NULL, *sortbuf = NULL;
-  float *gvv = NULL, *gqv = NULL, *cv = NULL, *psim = NULL;
-  double *acc = NULL;
-  entries V = {0}, Q = {0}, J = {0};
-  int64_t *jp = NULL;
-  rc = all && mine && cnt && dsp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (kNN lists)");
-  rc = slr_agree(comm, rc);
-  if (rc) goto done;
-  for (int64_t r = 0; r < nrows; r++)
-    memcpy(mine + r * kw, knn->idx + r * knn->k, (size_t)kw * sizeof(int32_t));
-  for (int q = 0; q < size; q++) {
-    cnt[q] = (int)((off[q + 1] - off[q]) * kw);
-    dsp[q] = (int)(off[q] * kw);
-  }
-  {
-    int mrc = MPI_Allgatherv(mine, (int)(nrows * kw), MPI_INT32_T, all, cnt, dsp, MPI_INT32_T, comm);
-    sent_bytes += nrows * kw * (int64_t)sizeof(int32_t) * (size - 1);
+  int *cnt = malloc((size_t)J->size * sizeof(int)), *dsp = malloc((size_t)J->size * sizeof(int));
+  int rc = J->all && mine && cnt && dsp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (kNN lists)");
+  rc = slr_agree(J->comm, rc);
+  if (!rc) {
+    for (int64_t r = 0; r < nrows; r++)
+      memcpy(mine + r * kw, knn->idx + r * knn->k, (size_t)kw * sizeof(int32_t));
+    for (int q = 0; q < J->size; q++) {
+      cnt[q] = (int)((J->off[q + 1] - J->off[q]) * kw);
+      dsp[q] = (int)(J->off[q] * kw);
+    }
+    int mrc = MPI_Allgatherv(mine, (int)(nrows * kw), MPI_INT32_T, J->all, cnt, dsp, MPI_INT32_T,
+                             J->comm);
+    sent_bytes += nrows * kw * (int64_t)sizeof(int32_t) * (J->size - 1);
     if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "MPI_Allgatherv (kNN lists)", __FILE__, __LINE__);
   }
-  rc = slr_agree(comm, rc);
-  if (rc) goto done;
-
-  /* k-reciprocal sets of the half size, for every row (np.around: half to even) */
-  int kh = (int)rint(k1 / 2.0);
-  int wk = kw, wh = kh + 1 < kw ? kh + 1 : kw;
-  rh = malloc((size_t)(n * wh) * sizeof(int32_t) + 1);
-  rhn = malloc((size_t)n * sizeof(int32_t) + 1);
-  rk = malloc((size_t)kw * sizeof(int32_t));
-  eset = malloc((size_t)(kw + kw * wh) * sizeof(int32_t));
-  mark = calloc((size_t)n + 1, sizeof(int32_t));
-  sortbuf = malloc((size_t)(n + kw + kw * wh) * sizeof(int32_t));
-  vp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
-  if (!rh || !rhn || !rk || !eset || !mark || !sortbuf || !vp)
-    rc = SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (reciprocal sets)");
-  rc = slr_agree(comm, rc);
-  if (rc) goto done;
-  for (int64_t i = 0; i < n; i++) rhn[i] = k_reciprocal(all, kw, i, wh, rh + i * wh);
-
-  /* expanded sets of my rows; V's support, weights found below */
-  vp[0] = 0;
-  for (int64_t r = 0; r < nrows && !rc; r++) {
-    int64_t i = row0 + r;
-    int nk = k_reciprocal(all, kw, i, wk, rk);
-    int ne = 0;
-    for (int a = 0; a < nk; a++) eset[ne++] = rk[a];
-    /* membership of R(i, k1), marked with a stamp */
-    for (int a = 0; a < nk; a++) mark[rk[a]] = (int32_t)(r + 1);
-    for (int a = 0; a < nk; a++) {
-      int32_t c = rk[a];
-      const int32_t *rc_set = rh + (int64_t)c * wh;
-      int nc = rhn[c], inter = 0;
-      for (int b = 0; b < nc; b++) inter += mark[rc_set[b]] == (int32_t)(r + 1);
-      if ((double)inter > 2.0 / 3.0 * (double)nc)
-        for (int b = 0; b < nc; b++) eset[ne++] = rc_set[b];
-    }
-    for (int a = 0; a < nk; a++) mark[rk[a]] = 0;
-    sort_keys(eset, ne, sortbuf);
-    int m = 0;
-    for (int a = 0; a < ne; a++)
-      if (m == 0 || eset[a] != eset[m - 1]) eset[m++] = eset[a];
-    rc = entries_reserve(&V, m);
-    if (rc) break;
-    for (int a = 0; a < m; a++) {
-      V.i[V.n + a] = eset[a];
-      V.v[V.n + a] = NAN;
-    }
-    /* similarities already known from the kNN list */
-    const int32_t *ki = knn->idx + r * knn->k;
-    const float *ks = knn->sim + r * knn->k;
-    for (int q = 0; q < knn->k; q++) {
-      int32_t *hit = bsearch(&ki[q], V.i + V.n, (size_t)m, sizeof(int32_t), cmp_i32);
-      if (hit) V.v[hit - V.i] = ks[q];
-    }
-    V.n += m;
-    vp[r + 1] = V.n;
-  }
-  rc = slr_agree(comm, rc);
-  if (rc) goto done;
-
-  /* the remaining similarities, then the softmax weights per row */
-  {
-    int64_t np = 0;
-    for (int64_t e = 0; e < V.n; e++) np += isnan(V.v[e]);
-    prow = malloc((size_t)np * sizeof(int32_t) + 1);
-    pcol = malloc((size_t)np * sizeof(int32_t) + 1);
-    psim = malloc((size_t)np * sizeof(float) + 1);
-    rc = prow && pcol && psim ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
-    rc = slr_agree(comm, rc);
-    if (rc) goto done;
-    np = 0;
-    for (int64_t r = 0; r < nrows; r++)
-      for (int64_t e = vp[r]; e < vp[r + 1]; e++)
-        if (isnan(V.v[e])) {
-          prow[np] = (int32_t)r;
-          pcol[np++] = V.i[e];
-        }
-    rc = ring_dots(comm, x, d, off, np, prow, pcol, psim);
-    if (rc) goto done;
-    np = 0;
-    for (int64_t e = 0; e < V.n; e++)
-      if (isnan(V.v[e])) V.v[e] = psim[np++];
-    for (int64_t r = 0; r < nrows; r++) {
-      /* weights exp(-g) / sum, g = (2 - 2 s)^power / scale, shifted by the
-       * largest -g (the same ratios) */
-      double scale = o->scale ? (double)o->scale[r] : 1.0, mx = -INFINITY, s = 0.0;
-      for (int64_t e = vp[r]; e < vp[r + 1]; e++) {
-        double neg = -weight_dist(V.v[e], power, scale);
-        if (neg > mx) mx = neg;
-      }
-      for (int64_t e = vp[r]; e < vp[r + 1]; e++)
-        s += exp(-weight_dist(V.v[e], power, scale) - mx);
-      for (int64_t e = vp[r]; e < vp[r + 1]; e++)
-        V.v[e] = (float)(exp(-weight_dist(V.v[e], power, scale) - mx) / s);
-    }
-  }
-
-  /* share V; query expansion of my rows: mean of V over rank[i, :k2] */
-  rc = allgather_csr(comm, off, nrows, vp, V.i, V.v, &gvp, &gvi, &gvv);
-  if (rc) goto done;
-  free(V.i);
-  free(V.v);
-  memset(&V, 0, sizeof V);
-  acc = calloc((size_t)n + 1, sizeof(double));
-  qp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
-  rc = acc && qp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
-  rc = slr_agree(comm, rc);
-  if (rc) goto done;
-  qp[0] = 0;
-  for (int64_t r = 0; r < nrows && !rc; r++) {
-    int64_t i = row0 + r;
-    if (k2 == 1) {
-      int64_t len = gvp[i + 1] - gvp[i];
-      rc = entries_reserve(&Q, len);
-      if (rc) break;
-      memcpy(Q.i + Q.n, gvi + gvp[i], (size_t)len * sizeof(int32_t));
-      memcpy(Q.v + Q.n, gvv + gvp[i], (size_t)len * sizeof(float));
-      Q.n += len;
-    } else {
-      int64_t start = Q.n;
-      for (int q = 0; q < k2 && !rc; q++) {
-        int64_t j = all[i * kw + q];
-        for (int64_t e = gvp[j]; e < gvp[j + 1]; e++) {
-          int32_t c = gvi[e];
-          if (acc[c] == 0.0) {
-            rc = entries_reserve(&Q, 1);
-            if (rc) break;
-            Q.i[Q.n++] = c;
-          }
-          acc[c] += (double)gvv[e];
-        }
-      }
-      if (rc) break;
-      sort_keys(Q.i + start, Q.n - start, sortbuf);
-      for (int64_t e = start; e < Q.n; e++) {
-        Q.v[e] = (float)(acc[Q.i[e]] / k2);
-        acc[Q.i[e]] = 0.0;
-      }
-    }
-    qp[r + 1] = Q.n;
-  }
-  rc = slr_agree(comm, rc);
-  if (rc) goto done;
-  free(gvp);
-  free(gvi);
-  free(gvv);
-  gvp = NULL;
-  gvi = NULL;
-  gvv = NULL;
-  free(all);
-  free(rh);
-  free(rhn);
-  all = NULL;
-  rh = NULL;
-  rhn = NULL;
-
-  /* share the expanded rows; inverted lists (columns) */
-  rc = allgather_csr(comm, off, nrows, qp, Q.i, Q.v, &gqp, &gqi, &gqv);
-  if (rc) goto done;
-  {
-    int64_t nnz = gqp[n];
-    cp = calloc((size_t)(n + 1), sizeof(int64_t));
-    ci = malloc((size_t)nnz * sizeof(int32_t) + 1);
-    cv = malloc((size_t)nnz * sizeof(float) + 1);
-    rc = cp && ci && cv ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (inverted lists)");
-    rc = slr_agree(comm, rc);
-    if (rc) goto done;
-    for (int64_t e = 0; e < nnz; e++) cp[gqi[e] + 1]++;
-    for (int64_t c = 0; c < n; c++) cp[c + 1] += cp[c];
-    for (int64_t j = 0; j < n; j++)
-      for (int64_t e = gqp[j]; e < gqp[j + 1]; e++) {
-        int64_t c = gqi[e];
-        int64_t at = cp[c]++;
-        ci[at] = (int32_t)j;
-        cv[at] = gqv[e];
-      }
-    for (int64_t c = n; c > 0; c--) cp[c] = cp[c - 1];
-    cp[0] = 0;
-  }
-  /* the rows of other ranks are needed only through the inverted lists */
-  free(gqp);
-  free(gqi);
-  free(gqv);
-  gqp = NULL;
-  gqi = NULL;
-  gqv = NULL;
-
-  /* Jaccard distances of my rows, the threads over contiguous row ranges */
-  jp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
-  rc = jp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
-  rc = slr_agree(comm, rc);
-  if (rc) goto done;
-  {
-    int nth = omp_get_max_threads();
-    if (nth > nrows) nth = nrows > 0 ? (int)nrows : 1;
-    entries *part = calloc((size_t)nth, sizeof(entries));
-    int *prc = calloc((size_t)nth, sizeof(int));
-    char (*pmsg)[512] = calloc((size_t)nth, 512);
-    if (!part || !prc || !pmsg) rc = SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
-    if (!rc) {
-#pragma omp parallel num_threads(nth)
-      {
-        int t = omp_get_thread_num();
-        int64_t ra = nrows * t / nth, rb = nrows * (t + 1) / nth;
-        prc[t] = jaccard_rows(ra, rb, n, qp, Q.i, Q.v, cp, ci, cv, max_dist, rows,
-                              t == 0 ? acc : NULL, jp, &part[t]);
-        if (prc[t]) snprintf(pmsg[t], 512, "%s", slr_error_text());
-      }
-      for (int t = 0; t < nth && !rc; t++)
-        if (prc[t]) rc = SLR_FAIL(prc[t], "%s", pmsg[t]);
-    }
-    /* concatenate the threads' entries in row order */
-    int64_t total = 0;
-    for (int t = 0; t < nth && !rc && part; t++) total += part[t].n;
-    if (!rc) rc = entries_reserve(&J, total);
-    if (!rc) {
-      jp[0] = 0;
-      for (int64_t r = 0; r < nrows; r++) jp[r + 1] += jp[r];
-      for (int t = 0; t < nth; t++) {
-        if (part[t].n == 0) continue; /* (an empty part may hold no buffer) */
-        memcpy(J.i + J.n, part[t].i, (size_t)part[t].n * sizeof(int32_t));
-        memcpy(J.v + J.n, part[t].v, (size_t)part[t].n * sizeof(float));
-        J.n += part[t].n;
-      }
-    }
-    for (int t = 0; part && t < nth; t++) {
-      free(part[t].i);
-      free(part[t].v);
-    }
-    free(part);
-    free(prc);
-    free(pmsg);
-  }
-  rc = slr_agree(comm, rc);
-  if (rc) goto done;
-  out->n = n;
-  out->row0 = row0;
-  out->nrows = nrows;
-  out->indptr = jp;
-  out->indices = J.i;
-  out->values = J.v;
-  jp = NULL;
-  memset(&J, 0, sizeof J);
-
-done:
-  free(off);
-  free(all);
   free(mine);
   free(cnt);
   free(dsp);
-  free(rh);
-  free(rhn);
+  return slr_agree(J->comm, rc);
+}
+
+/* The expanded set of my row r (global i) into eset, sorted, distinct;
+ * returns its size. mark: n zeroed stamps. Local. */
+static int expanded_set(const jac_run *J, int64_t r, int32_t *rk, int32_t *eset, int32_t *mark) {
+  int64_t i = J->row0 + r;
+  int wh = J->wh, nk = k_reciprocal(J->all, J->kw, i, J->kw, rk), ne = 0;
+  for (int a = 0; a < nk; a++) eset[ne++] = rk[a];
+  /* membership of R(i, k1), marked with a stamp */
+  for (int a = 0; a < nk; a++) mark[rk[a]] = (int32_t)(r + 1);
+  for (int a = 0; a < nk; a++) {
+    int32_t c = rk[a];
+    const int32_t *rc_set = J->rh + (int64_t)c * wh;
+    int nc = J->rhn[c], inter = 0;
+    for (int b = 0; b < nc; b++) inter += mark[rc_set[b]] == (int32_t)(r + 1);
+    if ((double)inter > 2.0 / 3.0 * (double)nc)
+      for (int b = 0; b < nc; b++) eset[ne++] = rc_set[b];
+  }
+  for (int a = 0; a < nk; a++) mark[rk[a]] = 0;
+  sort_keys(eset, ne, J->sortbuf);
+  int m = 0;
+  for (int a = 0; a < ne; a++)
+    if (m == 0 || eset[a] != eset[m - 1]) eset[m++] = eset[a];
+  return m;
+}
+
+/* The half-size sets of every row (np.around: half to even), then the
+ * support of V for my rows, with the similarities already in the kNN lists
+ * (the others NAN). Collective. */
+static int v_support(jac_run *J, const slr_knn *knn) {
+  int kw = J->kw, kh = (int)rint(J->k1 / 2.0);
+  int wh = J->wh = kh + 1 < kw ? kh + 1 : kw;
+  int64_t n = J->n;
+  J->rh = malloc((size_t)(n * wh) * sizeof(int32_t) + 1);
+  J->rhn = malloc((size_t)n * sizeof(int32_t) + 1);
+  J->sortbuf = malloc((size_t)(n + kw + kw * wh) * sizeof(int32_t));
+  J->vp = malloc((size_t)(J->nrows + 1) * sizeof(int64_t));
+  int32_t *rk = malloc((size_t)kw * sizeof(int32_t));
+  int32_t *eset = malloc((size_t)(kw + kw * wh) * sizeof(int32_t));
+  int32_t *mark = calloc((size_t)n + 1, sizeof(int32_t));
+  int rc = J->rh && J->rhn && J->sortbuf && J->vp && rk && eset && mark
+               ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (reciprocal sets)");
+  rc = slr_agree(J->comm, rc);
+  if (!rc) {
+    for (int64_t i = 0; i < n; i++) J->rhn[i] = k_reciprocal(J->all, kw, i, wh, J->rh + i * wh);
+    J->vp[0] = 0;
+  }
+  entries *V = &J->V;
+  for (int64_t r = 0; r < J->nrows && !rc; r++) {
+    int m = expanded_set(J, r, rk, eset, mark);
+    rc = entries_reserve(V, m);
+    if (rc) break;
+    for (int a = 0; a < m; a++) {
+      V->i[V->n + a] = eset[a];
+      V->v[V->n + a] = NAN;
+    }
+    const int32_t *ki = knn->idx + r * knn->k;
+    const float *ks = knn->sim + r * knn->k;
+    for (int q = 0; q < knn->k; q++) {
+      int32_t *hit = bsearch(&ki[q], V->i + V->n, (size_t)m, sizeof(int32_t), cmp_i32);
+      if (hit) V->v[hit - V->i] = ks[q];
+    }
+    V->n += m;
+    J->vp[r + 1] = V->n;
+  }
   free(rk);
   free(eset);
   free(mark);
-  free(sortbuf);
-  free(vp);
-  free(V.i);
-  free(V.v);
+  return slr_agree(J->comm, rc);
+}
+
+/* The similarities not in the kNN lists (one pass of the ring), then the
+ * softmax weights of each of my rows: exp(-g) / sum, g = (2 - 2 s)^power /
+ * scale, shifted by the largest -g (the same ratios). Collective. */
+static int v_weights(jac_run *J, const float *x, int64_t d, const float *scale_opt) {
+  entries *V = &J->V;
+  int64_t np = 0;
+  for (int64_t e = 0; e < V->n; e++) np += isnan(V->v[e]);
+  int32_t *prow = malloc((size_t)np * sizeof(int32_t) + 1), *pcol = malloc((size_t)np * sizeof(int32_t) + 1);
+  float *psim = malloc((size_t)np * sizeof(float) + 1);
+  int rc = prow && pcol && psim ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+  rc = slr_agree(J->comm, rc);
+  if (!rc) {
+    np = 0;
+    for (int64_t r = 0; r < J->nrows; r++)
+      for (int64_t e = J->vp[r]; e < J->vp[r + 1]; e++)
+        if (isnan(V->v[e])) {
+          prow[np] = (int32_t)r;
+          pcol[np++] = V->i[e];
+        }
+    rc = ring_dots(J->comm, x, d, J->off, np, prow, pcol, psim);
+  }
+  if (!rc) {
+    np = 0;
+    for (int64_t e = 0; e < V->n; e++)
+      if (isnan(V->v[e])) V->v[e] = psim[np++];
+    for (int64_t r = 0; r < J->nrows; r++) {
+      double scale = scale_opt ? (double)scale_opt[r] : 1.0, mx = -INFINITY, s = 0.0;
+      for (int64_t e = J->vp[r]; e < J->vp[r + 1]; e++) {
+        double neg = -weight_dist(V->v[e], J->power, scale);
+        if (neg > mx) mx = neg;
+      }
+      for (int64_t e = J->vp[r]; e < J->vp[r + 1]; e++)
+        s += exp(-weight_dist(V->v[e], J->power, scale) - mx);
+      for (int64_t e = J->vp[r]; e < J->vp[r + 1]; e++)
+        V->v[e] = (float)(exp(-weight_dist(V->v[e], J->power, scale) - mx) / s);
+    }
+  }
   free(prow);
   free(pcol);
   free(psim);
-  free(gvp);
-  free(gvi);
-  free(gvv);
-  free(acc);
-  free(qp);
-  free(Q.i);
-  free(Q.v);
-  free(gqp);
-  free(gqi);
-  free(gqv);
-  free(cp);
-  free(ci);
-  free(cv);
-  free(jp);
-  free(J.i);
-  free(J.v);
+  return rc;
+}
+
+/* Query expansion of my row r: the mean of V over rank[i, :k2] (V itself
+ * when k2 = 1), appended to Q. acc: n zeroed doubles. Local. */
+static int expand_row(jac_run *J, int64_t r) {
+  int64_t i = J->row0 + r;
+  entries *Q = &J->Q;
+  if (J->k2 == 1) {
+    int64_t len = J->gvp[i + 1] - J->gvp[i];
+    SLR_TRY(entries_reserve(Q, len));
+    memcpy(Q->i + Q->n, J->gvi + J->gvp[i], (size_t)len * sizeof(int32_t));
+    memcpy(Q->v + Q->n, J->gvv + J->gvp[i], (size_t)len * sizeof(float));
+    Q->n += len;
+    return 0;
+  }
+  int64_t start = Q->n;
+  for (int q = 0; q < J->k2; q++) {
+    int64_t j = J->all[i * J->kw + q];
+    for (int64_t e = J->gvp[j]; e < J->gvp[j + 1]; e++) {
+      int32_t c = J->gvi[e];
+      if (J->acc[c] == 0.0) {
+        SLR_TRY(entries_reserve(Q, 1));
+        Q->i[Q->n++] = c;
+      }
+      J->acc[c] += (double)J->gvv[e];
+    }
+  }
+  sort_keys(Q->i + start, Q->n - start, J->sortbuf);
+  for (int64_t e = start; e < Q->n; e++) {
+    Q->v[e] = (float)(J->acc[Q->i[e]] / J->k2);
+    J->acc[Q->i[e]] = 0.0;
+  }
+  return 0;
+}
+
+/* Share V, expand my rows, share those; the inverted lists (column c ->
+ * rows with Q[., c] > 0) replace the shared rows. Collective. */
+static int share_and_invert(jac_run *J) {
+  SLR_TRY(allgather_csr(J->comm, J->off, J->nrows, J->vp, J->V.i, J->V.v, &J->gvp, &J->gvi, &J->gvv));
+  free(J->V.i);
+  free(J->V.v);
+  memset(&J->V, 0, sizeof J->V);
+  J->acc = calloc((size_t)J->n + 1, sizeof(double));
+  J->qp = malloc((size_t)(J->nrows + 1) * sizeof(int64_t));
+  int rc = J->acc && J->qp ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+  rc = slr_agree(J->comm, rc);
+  if (!rc) J->qp[0] = 0;
+  for (int64_t r = 0; r < J->nrows && !rc; r++) {
+    rc = expand_row(J, r);
+    J->qp[r + 1] = J->Q.n;
+  }
+  SLR_TRY(slr_agree(J->comm, rc));
+  free(J->gvp);
+  free(J->gvi);
+  free(J->gvv);
+  free(J->all);
+  free(J->rh);
+  free(J->rhn);
+  J->gvp = NULL, J->gvi = NULL, J->gvv = NULL, J->all = NULL, J->rh = NULL, J->rhn = NULL;
+  SLR_TRY(allgather_csr(J->comm, J->off, J->nrows, J->qp, J->Q.i, J->Q.v, &J->gqp, &J->gqi, &J->gqv));
+  int64_t nnz = J->gqp[J->n], n = J->n;
+  J->cp = calloc((size_t)(n + 1), sizeof(int64_t));
+  J->ci = malloc((size_t)nnz * sizeof(int32_t) + 1);
+  J->cv = malloc((size_t)nnz * sizeof(float) + 1);
+  rc = J->cp && J->ci && J->cv ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (inverted lists)");
+  SLR_TRY(slr_agree(J->comm, rc));
+  for (int64_t e = 0; e < nnz; e++) J->cp[J->gqi[e] + 1]++;
+  for (int64_t c = 0; c < n; c++) J->cp[c + 1] += J->cp[c];
+  for (int64_t j = 0; j < n; j++)
+    for (int64_t e = J->gqp[j]; e < J->gqp[j + 1]; e++) {
+      int64_t at = J->cp[J->gqi[e]]++;
+      J->ci[at] = (int32_t)j;
+      J->cv[at] = J->gqv[e];
+    }
+  for (int64_t c = n; c > 0; c--) J->cp[c] = J->cp[c - 1];
+  J->cp[0] = 0;
+  /* the rows of other ranks are needed only through the inverted lists */
+  free(J->gqp);
+  free(J->gqi);
+  free(J->gqv);
+  J->gqp = NULL, J->gqi = NULL, J->gqv = NULL;
+  return 0;
+}
+
+/* The Jaccard distances of my rows, the threads over contiguous row
+ * ranges, concatenated in row order into out. Collective. */
+static int distances(jac_run *J, double max_dist, const unsigned char *rows, slr_sparse *out) {
+  int64_t nrows = J->nrows;
+  int64_t *jp = malloc((size_t)(nrows + 1) * sizeof(int64_t));
+  int nth = omp_get_max_threads();
+  if (nth > nrows) nth = nrows > 0 ? (int)nrows : 1;
+  entries *part = calloc((size_t)nth, sizeof(entries)), res = {0};
+  int *prc = calloc((size_t)nth, sizeof(int));
+  char (*pmsg)[512] = calloc((size_t)nth, 512);
+  int rc = jp && part && prc && pmsg ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory");
+  if (!rc) {
+#pragma omp parallel num_threads(nth)
+    {
+      int t = omp_get_thread_num();
+      int64_t ra = nrows * t / nth, rb = nrows * (t + 1) / nth;
+      prc[t] = jaccard_rows(ra, rb, J->n, J->qp, J->Q.i, J->Q.v, J->cp, J->ci, J->cv, max_dist,
+                            rows, t == 0 ? J->acc : NULL, jp, &part[t]);
+      if (prc[t]) snprintf(pmsg[t], 512, "%s", slr_error_text());
+    }
+    for (int t = 0; t < nth && !rc; t++)
+      if (prc[t]) rc = SLR_FAIL(prc[t], "%s", pmsg[t]);
+  }
+  int64_t total = 0;
+  for (int t = 0; t < nth && !rc; t++) total += part[t].n;
+  if (!rc) rc = entries_reserve(&res, total);
+  if (!rc) {
+    jp[0] = 0;
+    for (int64_t r = 0; r < nrows; r++) jp[r + 1] += jp[r];
+    for (int t = 0; t < nth; t++) {
+      if (part[t].n == 0) continue; /* (an empty part may hold no buffer) */
+      memcpy(res.i + res.n, part[t].i, (size_t)part[t].n * sizeof(int32_t));
+      memcpy(res.v + res.n, part[t].v, (size_t)part[t].n * sizeof(float));
+      res.n += part[t].n;
+    }
+  }
+  for (int t = 0; part && t < nth; t++) {
+    free(part[t].i);
+    free(part[t].v);
+  }
+  free(part);
+  free(prc);
+  free(pmsg);
+  rc = slr_agree(J->comm, rc);
+  if (rc) {
+    free(jp);
+    free(res.i);
+    free(res.v);
+    return rc;
+  }
+  *out = (slr_sparse){.n = J->n, .row0 = J->row0, .nrows = nrows, .indptr = jp,
+                      .indices = res.i, .values = res.v};
+  return 0;
+}
+
+int slr_jaccard_compute_ex(MPI_Comm comm, const float *x, int64_t d, const slr_knn *knn,
+                           const slr_jaccard_opts *o, slr_sparse *out) {
+  memset(out, 0, sizeof *out);
+  sent_bytes = 0;
+  jac_run J = {.comm = comm};
+  int rc = jac_init(&J, knn, o);
+  if (!rc) rc = gather_lists(&J, knn);
+  if (!rc) rc = v_support(&J, knn);
+  if (!rc) rc = v_weights(&J, x, d, o->scale);
+  if (!rc) rc = share_and_invert(&J);
+  if (!rc) rc = distances(&J, o->max_dist, o->rows, out);
+  jac_run_free(&J);
   return rc;
 }

@@ -612,13 +612,16 @@ static void pair_product(knn_run *R, const float *a, int64_t ma, int64_t ga, slr
 /* The pilot: the fraction of pairs that would be scored, estimated on the
  * first 512 rows of each rank alone (their own axes from slr_pca_basis on
  * MPI_COMM_SELF, their exact products, each row's k'-th similarity among
- * them, k' = k m / n rounded up, as the bound): a few hundred
+ * them as the bound, k' = 1 + (k - 1) (m - 1) / (n - 1) rounded up: the row
+ * itself and its share of the others): a few hundred
  * milliseconds, so that features with nothing to prune cost little.
  * Collective on R->comm. */
 static int pilot_fraction(knn_run *R, int p, double *frac) {
   int64_t m = R->nrows < 512 ? R->nrows : 512, d = R->d, p1 = p + 1, cnt[2] = {0, 0};
-  int kp = (int)((R->k * m + R->n - 1) / R->n);
-  kp = kp < 1 ? 1 : kp;
+  /* the row itself, then the others scaled to the pilot's size (rounded up:
+   * a bound no tighter than the real one) */
+  int kp = R->k == 1 || m < 2 ? 1 : 1 + (int)(((R->k - 1) * (m - 1) + R->n - 2) / (R->n - 1));
+  kp = kp > m ? (int)m : kp;
   float *mean = malloc((size_t)d * sizeof(float)), *basis = malloc((size_t)(p * d) * sizeof(float));
   float *zt = malloc((size_t)(m * p1 + 1) * sizeof(float)), *s = malloc((size_t)(m * m + 1) * sizeof(float));
   double *tmp = malloc((size_t)(p * d) * sizeof(double));
