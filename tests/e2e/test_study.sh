@@ -18,7 +18,7 @@ cat > tiny.yaml <<'YAML'
 # a tiny study task (test only)
 #@synth source --style synthetic --ids 16 --cams 2 --per-cam 2 --height 64 --width 32 --seed 3 --train-frac 0.75
 #@synth target --style realistic --ids 16 --cams 2 --per-cam 3 --height 64 --width 32 --seed 4 --train-frac 0.75
-#@pretrain solver.lr=1e-3
+#@pretrain solver.pretrain.lr=1e-3
 #@pretrain train.pretrain.epochs=0
 data:
   source: {format: market1501, root: data/src}
