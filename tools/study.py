@@ -14,7 +14,7 @@ difference is positive. Writes OUT/study.md, OUT/study.json and OUT/study.png
 the source-only level as a dashed line). Runs that are not finished
 (no summary.json) are left out and counted.
 
-  tools/study.py labels RUN [RUN ...] [--out FILE.md]
+  tools/study.py labels RUN [RUN ...] [--out FILE.md] [--every N] [--full]
       an offline screen of refinement settings on the per-epoch label files
       of finished runs (RUN/labels/epoch-NNN.h5): for every pair of
       consecutive epochs, the DBSCAN labels of epoch t-1 projected onto those
@@ -296,25 +296,29 @@ def refine_offline(y_prev, y_cur, st):
     return renumber(lab)
 
 
-def label_grid():
+def label_grid(full=False):
+    """Settings of the offline screen; the default grid is the small one."""
     grid = [{"name": "argmax a0.5", "mode": "argmax", "alpha": 0.5}]
-    for a in (0.3, 0.5, 0.7, 0.9):
-        for t in (0.3, 0.5, 0.72, 0.9):
+    alphas = (0.3, 0.5, 0.7, 0.9) if full else (0.5, 0.7)
+    thresholds = (0.3, 0.5, 0.72, 0.9) if full else (0.3, 0.5, 0.72)
+    for a in alphas:
+        for t in thresholds:
             grid.append({"name": f"avg euc a{a} t{t}", "mode": "hierarchical", "alpha": a, "threshold": t})
     for a in (0.5, 0.7):
-        for t in (0.3, 0.5, 0.72):
-            grid.append({"name": f"avg euc a{a} t{t} no-reclaim", "mode": "hierarchical", "alpha": a,
-                         "threshold": t, "reclaim": False})
-        for link in ("single", "complete"):
-            grid.append({"name": f"{link} euc a{a} t0.5", "mode": "hierarchical", "alpha": a, "threshold": 0.5,
-                         "linkage": link})
-        for t in (0.2, 0.4, 0.6):
+        grid.append({"name": f"avg euc a{a} t0.5 no-reclaim", "mode": "hierarchical", "alpha": a,
+                     "threshold": 0.5, "reclaim": False})
+        grid.append({"name": f"complete euc a{a} t0.5", "mode": "hierarchical", "alpha": a, "threshold": 0.5,
+                     "linkage": "complete"})
+        for t in ((0.2, 0.4, 0.6) if full else (0.4,)):
             grid.append({"name": f"avg cos a{a} t{t}", "mode": "hierarchical", "alpha": a, "threshold": t,
                          "distance": "cosine"})
             grid.append({"name": f"avg hel a{a} t{t}", "mode": "hierarchical", "alpha": a, "threshold": t,
                          "distance": "hellinger"})
-        grid.append({"name": f"avg euc a{a} t0.5 transition", "mode": "hierarchical", "alpha": a,
-                     "threshold": 0.5, "projection": "transition"})
+        if full:
+            grid.append({"name": f"single euc a{a} t0.5", "mode": "hierarchical", "alpha": a, "threshold": 0.5,
+                         "linkage": "single"})
+            grid.append({"name": f"avg euc a{a} t0.5 transition", "mode": "hierarchical", "alpha": a,
+                         "threshold": 0.5, "projection": "transition"})
     return grid
 
 
@@ -333,9 +337,10 @@ def cmd_labels(args):
             prev = cur
     if not pairs:
         raise SystemExit("study.py: no two consecutive label files in the runs given")
+    pairs = pairs[::max(1, args.every)]
     base = [ari(p[4], singletons(p[3])) for p in pairs]
     rows = []
-    for st in label_grid():
+    for st in label_grid(args.full):
         vals = [ari(p[4], singletons(refine_offline(p[2], p[3], st))) for p in pairs]
         d = np.asarray(vals) - np.asarray(base)
         rows.append((st["name"], float(np.mean(vals)), float(d.mean()), int((d > 0).sum()), len(d)))
@@ -364,6 +369,8 @@ def main():
     lb = sub.add_parser("labels")
     lb.add_argument("runs", nargs="+")
     lb.add_argument("--out")
+    lb.add_argument("--every", type=int, default=1, help="use every n-th epoch pair")
+    lb.add_argument("--full", action="store_true", help="the larger grid")
     lb.set_defaults(fn=cmd_labels)
     args = p.parse_args()
     args.fn(args)
