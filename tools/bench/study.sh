@@ -22,7 +22,9 @@
 #
 # Resumable: a run is done when RUN/summary.json exists; an unfinished run is
 # started again with the same command and resumes from its newest checkpoint
-# (checkpoint.resume: auto). A killed study picks up where it stopped. Runs
+# (checkpoint.resume: auto). A killed study picks up where it stopped.
+# Several study processes may share a ROOT: a run another one is running
+# (RUN.lock held) is skipped. Runs
 # go to ROOT/runs/NAME-seedS (log: NAME-seedS.log); ROOT/plan.tsv lists this
 # invocation's runs (jobs/study.sbatch runs line I of it as array task I).
 #   --prepare     draw the domains and pretrain (under a lock), write the plan
@@ -188,6 +190,9 @@ while IFS=$'\t' read -r n s st; do
   i=$((i + 1))
   out=$(run_dir "$n" "$s")
   [ -f "$out/summary.json" ] && continue
+  # another study process on the same ROOT may be running this run: skip it
+  exec 8> "$out.lock"
+  if ! flock -n 8; then echo "$n seed $s: running elsewhere, skipped"; exec 8>&-; continue; fi
   args=()
   while IFS= read -r kv; do args+=(--set "$kv"); done < <(run_sets "$n" "$s" "$st")
   t0=$(date +%s)
@@ -197,5 +202,6 @@ while IFS=$'\t' read -r n s st; do
   fi
   dt=$(( $(date +%s) - t0 ))
   echo "$n seed $s: $dt s ($state)" | tee -a "$root/times.txt"
+  exec 8>&-
 done < <(plan_lines)
 report
