@@ -233,6 +233,7 @@ int tr_checkpoint_write(tr_job *j) {
     return rc;
   }
   SLR_TRY(slr_h5_commit(&f));
+  slr_strlcpy(j->last_ckpt, path, sizeof j->last_ckpt);
   slr_debug("checkpoint %s", path);
   return slr_ckpt_prune(ctx->world, j->run, j->cfg->checkpoint.keep);
 }

@@ -117,6 +117,7 @@ static int safe_point(tr_job *j, int end_of_epoch) {
   if (end_of_epoch || sig || (every > 0 && j->pos.position % every == 0))
     SLR_TRY(tr_checkpoint_write(j));
   if (!sig) return 0;
+  j->stop_signal = sig;
   return slr_error_set(SLR_ERR_STOP, NULL, 0,
                        "stopped on %s at step %lld after writing a checkpoint; run the same "
                        "command again to resume",
@@ -322,6 +323,22 @@ static int write_summary(tr_job *j) {
   return slr_agree(j->ctx->world, rc);
 }
 
+/* RUN/status.json: how the run ended (done, stopped after a checkpoint, or
+ * failed with its message), for wrappers that only see the launcher's exit
+ * code. The run's own error stays the one reported. Collective. */
+static void record_status(tr_job *j, int rc) {
+  char msg[1024];
+  slr_strlcpy(msg, rc ? slr_error_text() : "", sizeof msg);
+  const int code = slr_exit_code(rc);
+  const char *state = rc == 0 ? "done" : rc == SLR_ERR_STOP ? "stopped" : "failed";
+  const char *ck = rc == SLR_ERR_STOP && j->last_ckpt[0] ? j->last_ckpt : NULL;
+  if (slr_run_status_write(j->ctx->world, j->run, state, code, j->stop_signal, j->pos.position, ck,
+                           rc ? msg : NULL))
+    slr_warn("could not write %s/status.json", j->run);
+  /* the run's error is the one to report */
+  if (rc) slr_error_set(rc, NULL, 0, "%s", msg);
+}
+
 /* RUN/config.yaml -> RUN/config-POSITION.yaml. Local (rank 0). */
 static int keep_old_config(tr_job *j) {
   char from[SLR_PATH_MAX + 16], to[SLR_PATH_MAX + 48];
@@ -354,6 +371,7 @@ static int job_open(tr_job *j, const char *run_dir, int resume) {
     if (!rc) rc = slr_log_file_open(log);
   }
   SLR_TRY(slr_agree(ctx->world, rc));
+  j->run_ready = 1;
   if (resume) {
     int64_t pos;
     SLR_TRY(slr_ckpt_newest(ctx->world, run_dir, SLR_CHECKPOINT_VERSION, j->resume_path,
@@ -411,6 +429,7 @@ int slr_train_run(const slr_ctx *ctx, const slr_config *cfg, const char *run_dir
     if (!rc) slr_info("done: %s (final weights final.h5, metrics metrics.jsonl)", j->run);
   }
   slr_run_progress_clear();
+  if (j->run_ready) record_status(j, rc);
   job_close(j);
   free(j);
   return rc;

@@ -119,6 +119,9 @@ typedef struct {
   int force_config;               /* resume with a changed configuration */
   char config_change[1024];       /* the keys it changed, or "" */
   int64_t total_steps; /* of every stage, for the run's ETA */
+  int run_ready;        /* the run folder exists (RUN/status.json can be written) */
+  int stop_signal;      /* the signal a stop was asked with, or 0 */
+  char last_ckpt[SLR_PATH_MAX]; /* the newest checkpoint written, or "" */
   tr_data data;
   tr_model model;
   tr_position pos;
