@@ -78,10 +78,16 @@ static int read_features(slr_ctx *ctx, const char *path, int k1, float **x, int6
 
 /* The options are aliases of the configuration keys cluster.*: defaults and
  * ranges come from the key table (slr config --keys), as in slr train. */
-static int run(slr_ctx *ctx, int argc, char **argv) {
-  const char *feat = NULL, *out = NULL;
-  const char *o_k1 = NULL, *o_k2 = NULL, *o_eps = NULL, *o_ms = NULL;
-  int64_t threads = 0;
+/* The command's settings, from its options (aliases of cluster.* keys). */
+typedef struct {
+  const char *feat, *out;
+  int64_t k1, k2, min_samples, threads;
+  double eps;
+  slr_knn_method knn;
+} cluster_args;
+
+static int parse_args(int argc, char **argv, cluster_args *a) {
+  const char *o_k1 = NULL, *o_k2 = NULL, *o_eps = NULL, *o_ms = NULL, *knn_name = "auto";
   char h_k1[96], h_k2[96], h_eps[96], h_ms[96];
   snprintf(h_k1, sizeof h_k1, "cluster.k1: k-reciprocal neighbours (default %s)",
            slr_config_default_text("cluster.k1"));
@@ -91,23 +97,23 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
            slr_config_default_text("cluster.eps"));
   snprintf(h_ms, sizeof h_ms, "cluster.min_samples: DBSCAN core size, the point included (default %s)",
            slr_config_default_text("cluster.min_samples"));
-  const char *knn_name = "auto";
+  memset(a, 0, sizeof *a);
   const slr_opt opts[] = {
-      {"features", OPT_STR, &feat, "F.h5", "input: /features (N x D float32, or float64 converted), e.g. from h5py"},
-      {"out", OPT_STR, &out, "L.h5", "output: /labels (N int32, -1 = outlier)"},
+      {"features", OPT_STR, &a->feat, "F.h5", "input: /features (N x D float32, or float64 converted), e.g. from h5py"},
+      {"out", OPT_STR, &a->out, "L.h5", "output: /labels (N int32, -1 = outlier)"},
       {"k1", OPT_STR, &o_k1, "K", h_k1},
       {"k2", OPT_STR, &o_k2, "K", h_k2},
       {"eps", OPT_STR, &o_eps, "E", h_eps},
       {"min-samples", OPT_STR, &o_ms, "M", h_ms},
-      {"threads", OPT_INT, &threads, "T", "threads per rank (default: cores / ranks on the node)"},
+      {"threads", OPT_INT, &a->threads, "T", "threads per rank (default: cores / ranks on the node)"},
       {"knn", OPT_STR, &knn_name, "M", "kNN product: auto (default), full or pruned"},
       {NULL, 0, NULL, NULL, NULL}};
   int npos = 0;
   int rc = slr_parse_options(&slr_cmd_cluster, opts, argc, argv, NULL, 0, &npos);
   if (rc) return rc;
-  if (!feat || !out)
+  if (!a->feat || !a->out)
     return slr_cli_usage_error(&slr_cmd_cluster, "--features and --out are required");
-  SLR_TRY(slr_output_path_check(out, "--out"));
+  SLR_TRY(slr_output_path_check(a->out, "--out"));
   slr_config cfg;
   slr_config_defaults(&cfg);
   rc = slr_config_set_option(&cfg, "k1", "cluster.k1", o_k1);
@@ -123,70 +129,45 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
     slr_strlcpy(why, slr_error_text(), sizeof why);
     return slr_cli_usage_error(&slr_cmd_cluster, "%s", why);
   }
-  int64_t k1 = cfg.cluster.k1, k2 = cfg.cluster.k2, min_samples = cfg.cluster.min_samples;
-  double eps = cfg.cluster.eps;
-  if (threads < 0)
+  a->k1 = cfg.cluster.k1, a->k2 = cfg.cluster.k2, a->min_samples = cfg.cluster.min_samples;
+  a->eps = cfg.cluster.eps;
+  if (a->threads < 0)
     return slr_cli_usage_error(&slr_cmd_cluster, "--threads %lld must be >= 0 (0: the default)",
-                               (long long)threads);
-  slr_knn_method knn_method = SLR_KNN_AUTO;
+                               (long long)a->threads);
+  a->knn = SLR_KNN_AUTO;
   if (strcmp(knn_name, "full") == 0)
-    knn_method = SLR_KNN_FULL;
+    a->knn = SLR_KNN_FULL;
   else if (strcmp(knn_name, "pruned") == 0)
-    knn_method = SLR_KNN_PRUNED;
+    a->knn = SLR_KNN_PRUNED;
   else if (strcmp(knn_name, "auto") != 0)
     return slr_cli_usage_error(&slr_cmd_cluster, "--knn %s must be auto, full or pruned", knn_name);
-  if (threads > 0) slr_threads_set((int)threads, ctx->node_size);
-  /* OpenBLAS falls back to its SSE3 kernels on CPUs it cannot name (some
-   * virtual machines), several times slower for the distance products */
-  const char *core = openblas_get_corename();
-  if (core && strcmp(core, "Prescott") == 0 &&
-      (__builtin_cpu_supports("avx512f") || __builtin_cpu_supports("avx2")))
-    slr_warn("OpenBLAS uses its generic Prescott kernels on this CPU; set "
-             "OPENBLAS_CORETYPE=%s (mpiexec -x OPENBLAS_CORETYPE) for a faster sgemm",
-             __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell");
+  return 0;
+}
 
-  double t0 = slr_now();
-  float *x = NULL;
-  int64_t n = 0, d = 0, row0 = 0, nrows = 0;
-  SLR_TRY(read_features(ctx, feat, (int)k1, &x, &n, &d, &row0, &nrows));
-  double t_read = slr_now() - t0;
-
-  slr_cluster_params p = {(int)k1, (int)k2, eps, (int)min_samples};
-  slr_knn_opts ko = {.method = knn_method};
-  int32_t *labels = malloc((size_t)n * sizeof(int32_t));
-  rc = labels ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory (%lld labels)", (long long)n);
-  rc = slr_agree(ctx->world, rc);
-  slr_cluster_stats st;
-  memset(&st, 0, sizeof st);
-  if (!rc) rc = slr_cluster_labels_opts(ctx->world, x, nrows, n, d, &p, &ko, labels, &st);
-  free(x);
-  if (rc) {
-    free(labels);
-    return rc;
-  }
-
+static int write_labels(slr_ctx *ctx, const cluster_args *a, const int32_t *labels, int64_t n,
+                        const slr_cluster_stats *st) {
   slr_h5 f;
-  rc = slr_h5_create(&f, ctx->world, out, "labels", 1);
-  if (rc) {
-    free(labels);
-    return rc;
-  }
+  SLR_TRY(slr_h5_create(&f, ctx->world, a->out, "labels", 1));
   int64_t dims[1] = {n};
-  rc = slr_h5_write_all(&f, "/labels", SLR_I32, 1, dims, labels);
-  if (!rc) rc = slr_h5_attr_set_i64(&f, "/labels", "n_clusters", st.n_clusters);
-  if (!rc) rc = slr_h5_attr_set_i64(&f, "/labels", "n_outliers", st.n_outliers);
-  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "n_clusters", st.n_clusters);
-  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "n_outliers", st.n_outliers);
-  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "k1", k1);
-  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "k2", k2);
-  if (!rc) rc = slr_h5_attr_set_f64(&f, "/", "eps", eps);
-  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "min_samples", min_samples);
-  if (!rc) rc = slr_h5_attr_set_str(&f, "/", "features", feat);
+  int rc = slr_h5_write_all(&f, "/labels", SLR_I32, 1, dims, labels);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/labels", "n_clusters", st->n_clusters);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/labels", "n_outliers", st->n_outliers);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "n_clusters", st->n_clusters);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "n_outliers", st->n_outliers);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "k1", a->k1);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "k2", a->k2);
+  if (!rc) rc = slr_h5_attr_set_f64(&f, "/", "eps", a->eps);
+  if (!rc) rc = slr_h5_attr_set_i64(&f, "/", "min_samples", a->min_samples);
+  if (!rc) rc = slr_h5_attr_set_str(&f, "/", "features", a->feat);
   if (!rc) rc = slr_h5_commit(&f);
   if (rc) slr_h5_abort(&f);
-  free(labels);
-  SLR_TRY(slr_agree(ctx->world, rc));
+  return slr_agree(ctx->world, rc);
+}
 
+/* Timings, pruning, traffic, processor time and memory over the ranks
+ * (rank 0 prints). Collective. */
+static int print_summary(slr_ctx *ctx, const cluster_args *a, int64_t n, int64_t d,
+                         const slr_cluster_stats *st, double t_read, double t0) {
   int64_t rss = slr_peak_rss(), rss_sum = 0, rss_max = 0;
   SLR_MPI(MPI_Reduce(&rss, &rss_sum, 1, MPI_INT64_T, MPI_SUM, 0, ctx->world));
   SLR_MPI(MPI_Reduce(&rss, &rss_max, 1, MPI_INT64_T, MPI_MAX, 0, ctx->world));
@@ -198,32 +179,67 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
     cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
   SLR_MPI(MPI_Reduce(&cpu, &cpu_max, 1, MPI_DOUBLE, MPI_MAX, 0, ctx->world));
-  int64_t kn[4] = {st.knn.pairs, st.knn.scored, 0, 0}, by[2] = {st.knn.bytes_sent, st.bytes_jaccard};
+  int64_t kn[4] = {st->knn.pairs, st->knn.scored, 0, 0}, by[2] = {st->knn.bytes_sent, st->bytes_jaccard};
   int64_t bymax[2] = {0, 0};
   SLR_MPI(MPI_Reduce(kn, kn + 2, 2, MPI_INT64_T, MPI_SUM, 0, ctx->world));
   SLR_MPI(MPI_Reduce(by, bymax, 2, MPI_INT64_T, MPI_MAX, 0, ctx->world));
-  if (ctx->rank == 0) {
-    printf("slr cluster: %lld samples x %lld dims on %d rank%s (%d thread%s each)\n",
-           (long long)n, (long long)d, ctx->size, ctx->size == 1 ? "" : "s", slr_threads_get(),
-           slr_threads_get() == 1 ? "" : "s");
-    printf("  k1 %lld  k2 %lld  eps %g  min_samples %lld\n", (long long)k1, (long long)k2, eps,
-           (long long)min_samples);
-    printf("  clusters %lld  outliers %lld (%.1f%%)  Jaccard pairs <= eps %lld\n",
-           (long long)st.n_clusters, (long long)st.n_outliers,
-           n ? 100.0 * (double)st.n_outliers / (double)n : 0.0, (long long)st.nnz_jaccard);
-    printf("  time: read %.2f s  kNN %.2f s  Jaccard %.2f s  DBSCAN %.2f s  total %.2f s\n",
-           t_read, st.t_knn, st.t_jaccard, st.t_dbscan, slr_now() - t0);
-    printf("  kNN product: %s, exact products for %.2f%% of pairs (pilot estimate %.4f), "
-           "basis %.2f s\n", st.knn.pruned ? "pruned" : "full",
-           kn[2] ? 100.0 * (double)kn[3] / (double)kn[2] : 0.0, st.knn.est_pilot,
-           st.knn.t_basis);
-    printf("  bytes sent by the busiest rank: kNN %.1f MB  Jaccard %.1f MB\n",
-           (double)bymax[0] / 1e6, (double)bymax[1] / 1e6);
-    printf("  processor time of the busiest rank: %.2f s\n", cpu_max);
-    printf("  peak memory: %.1f MiB summed over ranks, %.1f MiB on the largest rank\n",
-           (double)rss_sum / 1048576.0, (double)rss_max / 1048576.0);
-    printf("  labels written to %s\n", out);
-    fflush(stdout);
-  }
+  if (ctx->rank != 0) return 0;
+  printf("slr cluster: %lld samples x %lld dims on %d rank%s (%d thread%s each)\n",
+         (long long)n, (long long)d, ctx->size, ctx->size == 1 ? "" : "s", slr_threads_get(),
+         slr_threads_get() == 1 ? "" : "s");
+  printf("  k1 %lld  k2 %lld  eps %g  min_samples %lld\n", (long long)a->k1, (long long)a->k2,
+         a->eps, (long long)a->min_samples);
+  printf("  clusters %lld  outliers %lld (%.1f%%)  Jaccard pairs <= eps %lld\n",
+         (long long)st->n_clusters, (long long)st->n_outliers,
+         n ? 100.0 * (double)st->n_outliers / (double)n : 0.0, (long long)st->nnz_jaccard);
+  printf("  time: read %.2f s  kNN %.2f s  Jaccard %.2f s  DBSCAN %.2f s  total %.2f s\n",
+         t_read, st->t_knn, st->t_jaccard, st->t_dbscan, slr_now() - t0);
+  printf("  kNN product: %s, exact products for %.2f%% of pairs (pilot estimate %.4f), "
+         "basis %.2f s\n", st->knn.pruned ? "pruned" : "full",
+         kn[2] ? 100.0 * (double)kn[3] / (double)kn[2] : 0.0, st->knn.est_pilot, st->knn.t_basis);
+  printf("  bytes sent by the busiest rank: kNN %.1f MB  Jaccard %.1f MB\n",
+         (double)bymax[0] / 1e6, (double)bymax[1] / 1e6);
+  printf("  processor time of the busiest rank: %.2f s\n", cpu_max);
+  printf("  peak memory: %.1f MiB summed over ranks, %.1f MiB on the largest rank\n",
+         (double)rss_sum / 1048576.0, (double)rss_max / 1048576.0);
+  printf("  labels written to %s\n", a->out);
+  fflush(stdout);
   return 0;
+}
+
+static void warn_generic_blas(void) {
+  /* OpenBLAS falls back to its SSE3 kernels on CPUs it cannot name (some
+   * virtual machines), several times slower for the distance products */
+  const char *core = openblas_get_corename();
+  if (core && strcmp(core, "Prescott") == 0 &&
+      (__builtin_cpu_supports("avx512f") || __builtin_cpu_supports("avx2")))
+    slr_warn("OpenBLAS uses its generic Prescott kernels on this CPU; set "
+             "OPENBLAS_CORETYPE=%s (mpiexec -x OPENBLAS_CORETYPE) for a faster sgemm",
+             __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell");
+}
+
+static int run(slr_ctx *ctx, int argc, char **argv) {
+  cluster_args a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc) return rc;
+  if (a.threads > 0) slr_threads_set((int)a.threads, ctx->node_size);
+  warn_generic_blas();
+  double t0 = slr_now();
+  float *x = NULL;
+  int64_t n = 0, d = 0, row0 = 0, nrows = 0;
+  SLR_TRY(read_features(ctx, a.feat, (int)a.k1, &x, &n, &d, &row0, &nrows));
+  double t_read = slr_now() - t0;
+  slr_cluster_params p = {(int)a.k1, (int)a.k2, a.eps, (int)a.min_samples};
+  slr_knn_opts ko = {.method = a.knn};
+  int32_t *labels = malloc((size_t)n * sizeof(int32_t));
+  rc = labels ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "out of memory (%lld labels)", (long long)n);
+  rc = slr_agree(ctx->world, rc);
+  slr_cluster_stats st;
+  memset(&st, 0, sizeof st);
+  if (!rc) rc = slr_cluster_labels_opts(ctx->world, x, nrows, n, d, &p, &ko, labels, &st);
+  free(x);
+  if (!rc) rc = write_labels(ctx, &a, labels, n, &st);
+  free(labels);
+  SLR_TRY(rc);
+  return print_summary(ctx, &a, n, d, &st, t_read, t0);
 }

@@ -66,6 +66,10 @@ if [ -f "$victim/summary.json" ] || ! kill -0 $pid 2>/dev/null; then
   bad "study still running at the kill"; cat study1.log
 else
   kill -KILL -- -$pid; wait $pid 2>/dev/null
+  # Open MPI puts the ranks in process groups of their own: kill them too,
+  # as a node's failure would, and wait until they are gone
+  pkill -KILL -f -- "--out $victim( |$)"
+  for _ in $(seq 1 100); do pgrep -f -- "--out $victim( |$)" > /dev/null || break; sleep 0.1; done
   ok "study killed during $victim"
 fi
 [ -f st/runs/none-seed1/summary.json ] && ok "first run done before the kill" || bad "first run done before the kill"
