@@ -103,7 +103,10 @@ static int write_json(const char *path, slr_metric metric, const slr_eval_result
 
 /* The metric and re-ranking options are aliases of the configuration keys
  * eval.*: defaults and ranges come from the key table, as in slr train. */
-static int run(slr_ctx *ctx, int argc, char **argv) {
+/* The options (aliases of eval.* keys) into the file names and the
+ * evaluation's options. Local. */
+static int parse_args(int argc, char **argv, const char **features_out, const char **json_out,
+                      slr_eval_opts *o) {
   const char *features = NULL, *json = NULL;
   const char *o_metric = NULL, *o_variant = NULL, *o_k1 = NULL, *o_k2 = NULL, *o_lambda = NULL;
   int64_t qblock = 0;
@@ -154,17 +157,46 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
     slr_strlcpy(why, slr_error_text(), sizeof why);
     return slr_cli_usage_error(&slr_cmd_evaluate, "%s", why);
   }
-  slr_eval_opts o;
-  slr_eval_opts_default(&o);
-  SLR_TRY(slr_metric_parse(cfg.eval.metric, &o.metric));
+  slr_eval_opts_default(o);
+  SLR_TRY(slr_metric_parse(cfg.eval.metric, &o->metric));
   if (qblock < 0) return slr_cli_usage_error(&slr_cmd_evaluate, "--query-block must be >= 1 (0: the default)");
-  o.query_block = qblock;
-  o.rerank = cfg.eval.rerank;
-  SLR_TRY(slr_rerank_variant_parse(cfg.eval.rerank_variant, &o.rerank_variant));
-  o.rerank_k1 = (int)cfg.eval.rerank_k1;
-  o.rerank_k2 = (int)cfg.eval.rerank_k2;
-  o.rerank_lambda = cfg.eval.rerank_lambda;
-  o.progress = 1;
+  o->query_block = qblock;
+  o->rerank = cfg.eval.rerank;
+  SLR_TRY(slr_rerank_variant_parse(cfg.eval.rerank_variant, &o->rerank_variant));
+  o->rerank_k1 = (int)cfg.eval.rerank_k1;
+  o->rerank_k2 = (int)cfg.eval.rerank_k2;
+  o->rerank_lambda = cfg.eval.rerank_lambda;
+  o->progress = 1;
+  *features_out = features;
+  *json_out = json;
+  return 0;
+}
+
+static void print_result(slr_ctx *ctx, const char *features, const slr_eval_opts *o,
+                         const slr_eval_result *res, double t_read, double t_all) {
+  if (ctx->rank == 0) {
+    printf("%s: %lld queries (%lld with a match), %lld gallery, metric %s", features,
+           (long long)res->num_query, (long long)res->num_valid, (long long)res->num_gallery,
+           slr_metric_name(o->metric));
+    if (res->rerank)
+      printf(", re-ranked (%s, k1 %d, k2 %d, lambda %g)",
+             slr_rerank_variant_name(res->rerank_variant), res->rerank_k1, res->rerank_k2,
+             res->rerank_lambda);
+    printf("\n");
+    slr_eval_print(res, stdout);
+    fflush(stdout);
+  }
+  slr_info("evaluate: read %.2f s, re-ranking %.2f s, distances %.2f s, matches %.2f s, "
+           "communication %.2f s, total %.2f s on %d ranks; peak RSS %.0f MB (rank 0)",
+           t_read, res->time_rerank, res->time_distance, res->time_matches, res->time_comm,
+           t_all, ctx->size, (double)slr_peak_rss() / 1e6);
+}
+
+static int run(slr_ctx *ctx, int argc, char **argv) {
+  const char *features = NULL, *json = NULL;
+  slr_eval_opts o;
+  int rc = parse_args(argc, argv, &features, &json, &o);
+  if (rc) return rc;
 
   double t0 = slr_now();
   slr_h5 h;
@@ -201,22 +233,6 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   double t_all = slr_now() - t0;
   if (ctx->rank == 0 && json) rc = write_json(json, o.metric, &res);
   SLR_TRY(slr_agree(ctx->world, rc));
-  if (ctx->rank == 0) {
-    printf("%s: %lld queries (%lld with a match), %lld gallery, metric %s", features,
-           (long long)res.num_query, (long long)res.num_valid, (long long)res.num_gallery,
-           slr_metric_name(o.metric));
-    if (res.rerank)
-      printf(", re-ranked (%s, k1 %d, k2 %d, lambda %g)",
-             slr_rerank_variant_name(res.rerank_variant), res.rerank_k1, res.rerank_k2,
-             res.rerank_lambda);
-    printf("\n");
-    slr_eval_print(&res, stdout);
-    fflush(stdout);
-  }
-  slr_info("evaluate: read %.2f s, re-ranking %.2f s, distances %.2f s, matches %.2f s, "
-           "communication %.2f s, total %.2f s on %d ranks; peak RSS %.0f MB (rank 0)",
-           t_read, res.time_rerank, res.time_distance, res.time_matches, res.time_comm, t_all,
-           ctx->size,
-           (double)slr_peak_rss() / 1e6);
+  print_result(ctx, features, &o, &res, t_read, t_all);
   return 0;
 }
