@@ -53,6 +53,32 @@ static int config_model(slr_ctx *ctx, const char *file, const slr_opt_list *sets
   return 0;
 }
 
+/* The model: the checkpoint's own description, else the run's
+ * configuration (cfg_path names which). Collective. */
+static int choose_model(slr_ctx *ctx, const char *ckpt, const char *config,
+                        const slr_opt_list *sets, const slr_model_desc *d, slr_model_config *mc,
+                        char *cfg_path, size_t len) {
+  int rc = 0;
+  const unsigned need =
+      SLR_DESC_ARCH | SLR_DESC_WIDTH | SLR_DESC_LAST_STRIDE | SLR_DESC_POOL | SLR_DESC_NECK;
+  if ((d->recorded & need) == need && !config && sets->n == 0) {
+    *mc = d->cfg;
+    snprintf(cfg_path, len, "the checkpoint's /model attributes");
+    return 0;
+  }
+  if (config)
+    snprintf(cfg_path, len, "%s", config);
+  else
+    rc = default_config(ckpt, cfg_path, len);
+  if (!rc && !config && ctx->rank == 0 && access(cfg_path, R_OK) != 0)
+    rc = SLR_FAIL(SLR_ERR_INPUT,
+                  "%s does not describe its model and %s (the run's configuration) does not "
+                  "exist: give the run's configuration with --config", ckpt, cfg_path);
+  rc = slr_agree(ctx->world, rc);
+  if (!rc) rc = config_model(ctx, cfg_path, sets, mc);
+  return rc;
+}
+
 static int run(slr_ctx *ctx, int argc, char **argv) {
   const char *out = NULL, *config = NULL;
   slr_opt_list sets = {0};
@@ -91,28 +117,9 @@ static int run(slr_ctx *ctx, int argc, char **argv) {
   int crc = slr_h5_close(&f);
   if (!rc) rc = crc;
 
-  /* the model: the checkpoint's own description, else the run's configuration */
   slr_model_config mc;
   char cfg_path[SLR_PATH_MAX] = "";
-  const int described = (d.recorded & (SLR_DESC_ARCH | SLR_DESC_WIDTH | SLR_DESC_LAST_STRIDE |
-                                       SLR_DESC_POOL | SLR_DESC_NECK)) ==
-                        (SLR_DESC_ARCH | SLR_DESC_WIDTH | SLR_DESC_LAST_STRIDE | SLR_DESC_POOL |
-                         SLR_DESC_NECK);
-  if (!rc && described && !config && sets.n == 0) {
-    mc = d.cfg;
-    snprintf(cfg_path, sizeof cfg_path, "the checkpoint's /model attributes");
-  } else if (!rc) {
-    if (config)
-      snprintf(cfg_path, sizeof cfg_path, "%s", config);
-    else
-      rc = default_config(ckpt, cfg_path, sizeof cfg_path);
-    if (!rc && !config && ctx->rank == 0 && access(cfg_path, R_OK) != 0)
-      rc = SLR_FAIL(SLR_ERR_INPUT,
-                    "%s does not describe its model and %s (the run's configuration) does not "
-                    "exist: give the run's configuration with --config", ckpt, cfg_path);
-    rc = slr_agree(ctx->world, rc);
-    if (!rc) rc = config_model(ctx, cfg_path, &sets, &mc);
-  }
+  if (!rc) rc = choose_model(ctx, ckpt, config, &sets, &d, &mc, cfg_path, sizeof cfg_path);
   /* the classifier of a pretraining checkpoint: its class count follows from the sizes */
   slr_model m;
   int have_model = 0;
