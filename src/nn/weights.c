@@ -103,14 +103,10 @@ static int attr_i64_range(slr_h5 *f, const char *obj, const char *name, int64_t 
   return 0;
 }
 
-int slr_model_desc_read(slr_h5 *f, const char *obj, slr_model_desc *d) {
-  memset(d, 0, sizeof *d);
-  slr_model_config_default(&d->cfg, SLR_ARCH_RESNET50);
+/* The architecture: the attribute, or the structure of the keys (a weights
+ * file without attributes). Collective. */
+static int desc_arch(slr_h5 *f, const char *obj, slr_model_desc *d) {
   const char *path = f->path;
-  char key[160];
-  int rc = 0, ex;
-  int64_t v;
-  /* the architecture: the attribute, or the keys' structure */
   if (slr_h5_attr_exists(f, obj, "arch")) {
     char name[64];
     SLR_TRY(slr_h5_attr_get_str(f, obj, "arch", name, sizeof name));
@@ -135,6 +131,43 @@ int slr_model_desc_read(slr_h5 *f, const char *obj, slr_model_desc *d) {
                   : deep ? SLR_ARCH_RESNET34 : SLR_ARCH_RESNET18;
     d->known |= SLR_DESC_ARCH;
   }
+  return 0;
+}
+
+/* The classes: the attribute, or the classifier's rows. Collective. */
+static int desc_classes(slr_h5 *f, const char *obj, slr_model_desc *d) {
+  const char *path = f->path;
+  char key[160];
+  int64_t v;
+  int ex;
+  if (slr_h5_attr_exists(f, obj, "num_classes")) {
+    SLR_TRY(attr_i64_range(f, obj, "num_classes", 0, INT32_MAX, &v));
+    d->cfg.num_classes = (int)v;
+    d->known |= SLR_DESC_CLASSES, d->recorded |= SLR_DESC_CLASSES;
+  } else if (!strcmp(obj, "/")) {
+    snprintf(key, sizeof key, "/model/classifier.weight");
+    ex = slr_h5_exists(f, key);
+    if (ex < 0) return SLR_ERR_INPUT;
+    if (ex) {
+      int nd = 0, type = 0;
+      int64_t dims[SLR_H5_MAXDIMS];
+      SLR_TRY(slr_h5_shape(f, key, &nd, dims, &type));
+      if (nd != 2 || dims[0] < 1 || dims[0] > INT32_MAX)
+        return SLR_FAIL(SLR_ERR_INPUT, "%s: /model/classifier.weight is not (K, D)", path);
+      d->cfg.num_classes = (int)dims[0];
+    }
+    d->known |= SLR_DESC_CLASSES;
+  }
+  return 0;
+}
+
+int slr_model_desc_read(slr_h5 *f, const char *obj, slr_model_desc *d) {
+  memset(d, 0, sizeof *d);
+  slr_model_config_default(&d->cfg, SLR_ARCH_RESNET50);
+  const char *path = f->path;
+  int rc = 0, ex;
+  int64_t v;
+  SLR_TRY(desc_arch(f, obj, d));
   if (slr_h5_attr_exists(f, obj, "width")) {
     SLR_TRY(attr_i64_range(f, obj, "width", 1, 4096, &v));
     d->cfg.width = (int)v;
@@ -181,24 +214,7 @@ int slr_model_desc_read(slr_h5 *f, const char *obj, slr_model_desc *d) {
     d->cfg.neck = ex;
     d->known |= SLR_DESC_NECK;
   }
-  if (slr_h5_attr_exists(f, obj, "num_classes")) {
-    SLR_TRY(attr_i64_range(f, obj, "num_classes", 0, INT32_MAX, &v));
-    d->cfg.num_classes = (int)v;
-    d->known |= SLR_DESC_CLASSES, d->recorded |= SLR_DESC_CLASSES;
-  } else if (!strcmp(obj, "/")) {
-    snprintf(key, sizeof key, "/model/classifier.weight");
-    ex = slr_h5_exists(f, key);
-    if (ex < 0) return SLR_ERR_INPUT;
-    if (ex) {
-      int nd = 0, type = 0;
-      int64_t dims[SLR_H5_MAXDIMS];
-      SLR_TRY(slr_h5_shape(f, key, &nd, dims, &type));
-      if (nd != 2 || dims[0] < 1 || dims[0] > INT32_MAX)
-        return SLR_FAIL(SLR_ERR_INPUT, "%s: /model/classifier.weight is not (K, D)", path);
-      d->cfg.num_classes = (int)dims[0];
-    }
-    d->known |= SLR_DESC_CLASSES;
-  }
+  SLR_TRY(desc_classes(f, obj, d));
   if (slr_h5_attr_exists(f, obj, "feat_dim")) {
     SLR_TRY(attr_i64_range(f, obj, "feat_dim", 1, INT32_MAX, &v));
     d->feat_dim = (int)v;
