@@ -114,7 +114,11 @@ double slr_refine_alpha_at(const slr_refine_params *p, int64_t epoch, int64_t ep
 double slr_refine_threshold_at(const slr_refine_params *p);
 
 /* A compressed sparse row matrix: row r has the entries
- * indices[indptr[r] .. indptr[r+1]) (column indices ascending) and values. */
+ * indices[indptr[r] .. indptr[r+1]) (column indices ascending) and values.
+ * The SLR step's matrices (IoU, projection, soft labels) are small and kept
+ * in double, so that the refinement matches the SciPy reference exactly;
+ * the N x k Jaccard distances are slr_sparse (cluster.h), in float, where
+ * memory at a million rows is what counts. */
 typedef struct {
   int64_t nrows, ncols;
   int64_t *indptr;  /* nrows + 1 */
