@@ -3,7 +3,8 @@
  * the dense path (condensed distances, slr_agglo_tree_dist,
  * slr_agglo_cut_distance) side by side, with the labels compared. The sparse
  * cuts run first, so that the peak RSS printed after them is theirs.
- * Built and run by tools/bench/agglomerative.sh. */
+ * Built by CMake (build/bench/agglomerative_bench), run by
+ * tools/bench/agglomerative.sh. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

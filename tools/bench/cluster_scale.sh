@@ -2,13 +2,14 @@
 # Clustering at scale (not a test): bytes sent per rank by the kNN ring and
 # the Jaccard step at 2, 4, 8 and 16 ranks beside the formulas of
 # docs/cluster.md, then one large run on many ranks (oversubscribed when the
-# machine has fewer cores: say so) with wall time, processor time and peak
-# memory per rank, and the SLR step (slr_refine) on its labels against
-# synthetic previous labels.
+# machine has fewer cores: say so) through kNN, Jaccard, DBSCAN and one SLR
+# step against synthetic previous labels, with wall time, processor time,
+# peak memory and bytes sent per rank and phase (tools/bench/cluster_1m.sh,
+# build/bench/cluster_step).
 #
 #   tools/bench/cluster_scale.sh [SLR] [WORKDIR]
 # Environment: COMM_N (24000), COMM_D (256), COMM_RANKS ("2 4 8 16"),
-#   BIG ("200000x256"), BIG_RANKS (16), REFINE_RANKS (2)
+#   BIG ("200000x256"; "" = none), BIG_RANKS (16)
 set -u
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 SLR=${1:-$SRC/build/slr}
@@ -16,17 +17,16 @@ WORK=${2:-${TMPDIR:-/tmp}/slr-bench-cluster}
 COMM_N=${COMM_N:-24000}
 COMM_D=${COMM_D:-256}
 COMM_RANKS=${COMM_RANKS:-"2 4 8 16"}
-BIG=${BIG:-200000x256}
+BIG=${BIG-200000x256}
 BIG_RANKS=${BIG_RANKS:-16}
-REFINE_RANKS=${REFINE_RANKS:-2}
 PY=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$WORK"
-BENCH=${BENCH:-$SRC/build/bench}
-[ -x "$BENCH/refine_step" ] || "$SRC/tools/bench/build_bench.sh" refine_step || exit 1
+[ -x "$SLR" ] || { echo "cluster_scale.sh: $SLR is missing: build slr first with tools/setup.sh" >&2; exit 1; }
 echo "# slr cluster at scale  $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc --all) cores  load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)  avx512: $(grep -o 'avx512[a-z]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+"$SLR" --version | grep -i openblas | sed "s/^ */# /"
 
 f=$WORK/features_${COMM_N}x${COMM_D}.h5
 [ -s "$f" ] || $PY "$SRC/tools/bench/make_cluster_features.py" "$f" "$COMM_N" "$COMM_D" 1
@@ -49,17 +49,6 @@ for np in $COMM_RANKS; do
   printf "%6s %12s %14s %12s %14s %9s\n" "$np" "$knn" "$fk" "$jac" "$fj (+V, Q rows)" "$wall"
 done
 
-n=${BIG%x*}
-d=${BIG#*x}
-f=$WORK/features_${n}x${d}.h5
-[ -s "$f" ] || $PY "$SRC/tools/bench/make_cluster_features.py" "$f" "$n" "$d" 1
+[ -n "$BIG" ] || exit 0
 echo
-echo "## N = $n, D = $d on $BIG_RANKS ranks, one thread each ($(nproc --all) cores: oversubscribed when more ranks than cores)"
-log=$WORK/big_${n}_${BIG_RANKS}.log
-/usr/bin/time -f "%e s wall" -o "$WORK/big.time" mpiexec -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS \
-  -n "$BIG_RANKS" "$SLR" cluster --features "$f" --out "$WORK/big_labels.h5" --threads 1 > "$log" 2>&1
-cat "$log" "$WORK/big.time"
-echo
-echo "## the SLR step on these labels, $REFINE_RANKS ranks"
-/usr/bin/time -f "%e s wall %M KiB peak (one rank)" mpiexec -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS \
-  -n "$REFINE_RANKS" "$BENCH/refine_step" "$WORK/big_labels.h5"
+BUILD=$(dirname "$SLR") "$SRC/tools/bench/cluster_1m.sh" "${BIG%x*}" "${BIG#*x}" "$BIG_RANKS" "$WORK"

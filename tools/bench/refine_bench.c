@@ -4,7 +4,8 @@
  * index, so the labels do not depend on the rank count), then slr_refine on
  * the rows of each rank. Prints the distinct pairs, the pair table's bytes,
  * the bytes a dense condensed distance matrix over the pairs would take,
- * wall time and peak RSS per rank. Built and run by tools/bench/refine.sh. */
+ * wall time and peak RSS per rank. Built by CMake (build/bench/refine_bench),
+ * run by tools/bench/refine.sh. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +58,9 @@ int main(int argc, char **argv) {
            size);
     printf("N=%lld K=%lld moved %.2f outliers %.2f: refine.mode %s linkage %s distance %s "
            "threshold %g (%s) alpha %g\n",
-           (long long)N, (long long)K, move, drop, c.refine.mode, c.refine.linkage,
-           c.refine.distance, c.refine.threshold, c.refine.threshold_mode, c.refine.alpha);
+           (long long)N, (long long)K, move, drop, slr_refine_mode_name(p.mode),
+           slr_linkage_name(p.linkage), slr_agglo_metric_name(p.distance), c.refine.threshold,
+           p.threshold_mode == SLR_THRESHOLD_ALPHA ? "alpha" : "absolute", c.refine.alpha);
   }
   const int64_t rss0 = slr_peak_rss();
   MPI_Barrier(MPI_COMM_WORLD);
