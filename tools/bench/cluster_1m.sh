@@ -31,8 +31,8 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$WORK"
 cores=$(nproc --all)
 echo "# slr clustering epoch at scale  $(date -u +%Y-%m-%dT%H:%MZ)  $cores cores  load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  avx512:" \
-  "$(grep -o 'avx512[a-z0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+avx=$(grep -o 'avx512[a-z0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')
+echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  avx512: ${avx:-none}"
 echo "# memory: $(awk '/MemTotal/ {printf "%.1f GiB total", $2 / 1048576} /MemAvailable/ {printf ", %.1f GiB available", $2 / 1048576}' /proc/meminfo)"
 if [ "$P" -gt "$cores" ]; then
   echo "# $P ranks on $cores cores: OVERSUBSCRIBED ($(( (P + cores - 1) / cores )) ranks per core)"

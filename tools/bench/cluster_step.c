@@ -187,7 +187,11 @@ int main(int argc, char **argv) {
   if (slr_dbscan(comm, &jac, cp.eps, cp.min_samples, labels, &nclusters)) fail(comm, rank, "DBSCAN");
   slr_sparse_free(&jac);
   phase_end(&m, PH_DBSCAN, -1);
-  for (int64_t i = 0; i < n; i++) noutliers += labels[i] < 0;
+  uint64_t hash = 1469598103934665603ull; /* FNV-1a of the labels, to compare runs */
+  for (int64_t i = 0; i < n; i++) {
+    noutliers += labels[i] < 0;
+    for (int b = 0; b < 4; b++) hash = (hash ^ (((uint32_t)labels[i] >> (8 * b)) & 255u)) * 1099511628211ull;
+  }
 
   /* the SLR step against synthetic previous labels */
   int32_t k = 0;
@@ -216,10 +220,11 @@ int main(int argc, char **argv) {
   mine[NPH * NF] = (double)slr_peak_rss() / 1048576.0;
   MPI_Gather(mine, NPH * NF + 1, MPI_DOUBLE, all, NPH * NF + 1, MPI_DOUBLE, 0, comm);
   if (!rank) {
-    printf("# kNN product %s; %lld Jaccard pairs <= eps; DBSCAN %lld clusters, %lld outliers;"
-           " SLR step: %lld distinct pairs, %lld refined clusters\n",
+    printf("# kNN product %s; %lld Jaccard pairs <= eps; DBSCAN %lld clusters, %lld outliers"
+           " (labels hash %016llx); SLR step: %lld distinct pairs, %lld refined clusters\n",
            pruned ? "pruned" : "full", (long long)nnz_all, (long long)nclusters,
-           (long long)noutliers, (long long)res.npairs, (long long)res.nclusters);
+           (long long)noutliers, (unsigned long long)hash, (long long)res.npairs,
+           (long long)res.nclusters);
     printf("\n## per phase (max over ranks; bytes: busiest rank)\n");
     printf("%-8s %9s %9s %12s %12s %12s\n", "phase", "wall_s", "cpu_s", "peak_MiB", "rss_MiB",
            "sent_MB");
@@ -259,10 +264,11 @@ int main(int argc, char **argv) {
       fprintf(log,
               "{\"n\": %lld, \"d\": %lld, \"ranks\": %d, \"rank\": %d, \"phase\": \"total\", "
               "\"wall_s\": %.3f, \"cpu_s\": %.3f, \"peak_rss_mib\": %.1f, \"bytes_sent\": %.0f, "
-              "\"clusters\": %lld, \"outliers\": %lld, \"jaccard_pairs\": %lld, "
-              "\"slr_pairs\": %lld, \"refined_clusters\": %lld}\n",
+              "\"clusters\": %lld, \"outliers\": %lld, \"labels_hash\": \"%016llx\", "
+              "\"jaccard_pairs\": %lld, \"slr_pairs\": %lld, \"refined_clusters\": %lld}\n",
               (long long)n, (long long)d, size, q, wall, cpu, peak, bytes, (long long)nclusters,
-              (long long)noutliers, (long long)nnz_all, (long long)res.npairs,
+              (long long)noutliers, (unsigned long long)hash, (long long)nnz_all,
+              (long long)res.npairs,
               (long long)res.nclusters);
       printf("%5d %9.2f %9.2f %12.1f %12.1f\n", q, wall, cpu, peak, bytes / 1e6);
     }
