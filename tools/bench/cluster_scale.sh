@@ -25,8 +25,9 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$WORK"
 [ -x "$SLR" ] || { echo "cluster_scale.sh: $SLR is missing: build slr first with tools/setup.sh" >&2; exit 1; }
 echo "# slr cluster at scale  $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc --all) cores  load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)  avx512: $(grep -o 'avx512[a-z]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-"$SLR" --version | grep -i openblas | sed "s/^ */# /"
+avx=$(grep -o 'avx512[a-z0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')
+echo "# CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  avx512: ${avx:-none}"
+"$SLR" --version | grep '^ *OpenBLAS ' | sed "s/^ */# /"
 
 f=$WORK/features_${COMM_N}x${COMM_D}.h5
 [ -s "$f" ] || $PY "$SRC/tools/bench/make_cluster_features.py" "$f" "$COMM_N" "$COMM_D" 1
