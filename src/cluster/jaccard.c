@@ -3,8 +3,9 @@
  * Every rank holds the kNN lists of all rows (O(n k1)); it forms the
  * expanded k-reciprocal sets and the softmax weights V of its own rows, the
  * ranks share the sparse V rows, each forms the query-expanded rows of its
- * own, the ranks share those, and the Jaccard distances of a rank's rows are
- * summed through the inverted lists (column -> rows with V[., c] > 0). */
+ * own, the ranks broadcast those in turn into the inverted lists (column ->
+ * rows with Q[., c] > 0) of every rank, and the Jaccard distances of a
+ * rank's rows are summed through them. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,7 +302,8 @@ int slr_jaccard_compute(MPI_Comm comm, const float *x, int64_t d, const slr_knn 
 
 /* The state of one slr_jaccard_compute_ex call: the layout, every row's
  * first kw kNN indices, the half-size sets, V of my rows (then of all
- * rows), the query-expanded rows Q (mine, then all), the inverted lists. */
+ * rows), the query-expanded rows Q of my rows, the inverted lists of all
+ * rows' Q. Each replicated part is freed once the next no longer needs it. */
 typedef struct {
   MPI_Comm comm;
   int rank, size, k1, k2, kw, wh, power;
@@ -309,9 +311,9 @@ typedef struct {
   int64_t *off;
   int32_t *all, *rh, *rhn, *sortbuf;
   entries V, Q;
-  int64_t *vp, *gvp, *qp, *gqp, *cp;
-  int32_t *gvi, *gqi, *ci;
-  float *gvv, *gqv, *cv;
+  int64_t *vp, *gvp, *qp, *cp;
+  int32_t *gvi, *ci;
+  float *gvv, *cv;
   double *acc;
 } jac_run;
 
@@ -328,13 +330,10 @@ static void jac_run_free(jac_run *J) {
   free(J->vp);
   free(J->gvp);
   free(J->qp);
-  free(J->gqp);
   free(J->cp);
   free(J->gvi);
-  free(J->gqi);
   free(J->ci);
   free(J->gvv);
-  free(J->gqv);
   free(J->cv);
   free(J->acc);
 }
@@ -459,6 +458,10 @@ static int v_support(jac_run *J, const slr_knn *knn) {
   free(rk);
   free(eset);
   free(mark);
+  /* the half-size sets are needed only for the expanded sets */
+  free(J->rh);
+  free(J->rhn);
+  J->rh = NULL, J->rhn = NULL;
   return slr_agree(J->comm, rc);
 }
 
@@ -538,8 +541,86 @@ static int expand_row(jac_run *J, int64_t r) {
   return 0;
 }
 
-/* Share V, expand my rows, share those; the inverted lists (column c ->
- * rows with Q[., c] > 0) replace the shared rows. Collective. */
+/* The inverted lists (column c -> the rows j with Q[j, c] > 0, j ascending)
+ * of the query-expanded rows of all ranks, without holding the rows of all
+ * ranks at once: the column counts are all-reduced, then each rank's rows
+ * are broadcast in turn and appended, in rank and so in row order (the
+ * lists are those an inversion of all rows at once gives). Collective. */
+static int invert_rows(jac_run *J) {
+  const int64_t n = J->n, nrows = J->nrows, mynnz = J->qp[nrows];
+  int32_t *fill = calloc((size_t)n + 1, sizeof(int32_t)), *mylen = NULL, *len = NULL, *bi = NULL;
+  int64_t *nnz_q = malloc((size_t)J->size * sizeof(int64_t));
+  float *bv = NULL;
+  int rc = fill && nnz_q ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (column counts)");
+  if (!rc && mynnz > INT32_MAX)
+    rc = SLR_FAIL(SLR_ERR, "Jaccard: too many expanded entries on one rank (%lld)", (long long)mynnz);
+  rc = slr_agree(J->comm, rc);
+  if (rc) goto done;
+  for (int64_t e = 0; e < mynnz; e++) fill[J->Q.i[e]]++;
+  SLR_MPI(MPI_Allreduce(MPI_IN_PLACE, fill, (int)n, MPI_INT32_T, MPI_SUM, J->comm));
+  /* an all-reduce: about twice the array through each rank */
+  if (J->size > 1) sent_bytes += 2 * n * (int64_t)sizeof(int32_t);
+  SLR_MPI(MPI_Allgather(&mynnz, 1, MPI_INT64_T, nnz_q, 1, MPI_INT64_T, J->comm));
+  J->cp = malloc((size_t)(n + 1) * sizeof(int64_t));
+  int64_t maxnnz = 0, maxrows = 0;
+  for (int q = 0; q < J->size; q++) {
+    if (q != J->rank && nnz_q[q] > maxnnz) maxnnz = nnz_q[q];
+    if (q != J->rank && J->off[q + 1] - J->off[q] > maxrows) maxrows = J->off[q + 1] - J->off[q];
+  }
+  if (J->cp) {
+    J->cp[0] = 0;
+    for (int64_t c = 0; c < n; c++) {
+      J->cp[c + 1] = J->cp[c] + fill[c];
+      fill[c] = 0; /* now the entries filled in column c */
+    }
+  }
+  const int64_t nnz = J->cp ? J->cp[n] : 0;
+  J->ci = malloc((size_t)nnz * sizeof(int32_t) + 1);
+  J->cv = malloc((size_t)nnz * sizeof(float) + 1);
+  mylen = malloc((size_t)nrows * sizeof(int32_t) + 1);
+  len = malloc((size_t)maxrows * sizeof(int32_t) + 1);
+  bi = malloc((size_t)maxnnz * sizeof(int32_t) + 1);
+  bv = malloc((size_t)maxnnz * sizeof(float) + 1);
+  rc = J->cp && J->ci && J->cv && mylen && len && bi && bv
+           ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (inverted lists, %lld entries)",
+                          (long long)nnz);
+  rc = slr_agree(J->comm, rc);
+  if (rc) goto done;
+  for (int64_t r = 0; r < nrows; r++) mylen[r] = (int32_t)(J->qp[r + 1] - J->qp[r]);
+  for (int q = 0; q < J->size; q++) {
+    const int64_t rows_q = J->off[q + 1] - J->off[q];
+    int32_t *ql = q == J->rank ? mylen : len, *qi = q == J->rank ? J->Q.i : bi;
+    float *qv = q == J->rank ? J->Q.v : bv;
+    if (J->size > 1) {
+      SLR_MPI(MPI_Bcast(ql, (int)rows_q, MPI_INT32_T, q, J->comm));
+      SLR_MPI(MPI_Bcast(qi, (int)nnz_q[q], MPI_INT32_T, q, J->comm));
+      SLR_MPI(MPI_Bcast(qv, (int)nnz_q[q], MPI_FLOAT, q, J->comm));
+    }
+    if (q == J->rank)
+      sent_bytes += (rows_q * (int64_t)sizeof(int32_t) +
+                     nnz_q[q] * (int64_t)(sizeof(int32_t) + sizeof(float))) * (J->size - 1);
+    for (int64_t r = 0, e = 0; r < rows_q; r++) {
+      const int32_t j = (int32_t)(J->off[q] + r);
+      for (int64_t end = e + ql[r]; e < end; e++) {
+        const int32_t c = qi[e];
+        const int64_t at = J->cp[c] + fill[c]++;
+        J->ci[at] = j;
+        J->cv[at] = qv[e];
+      }
+    }
+  }
+done:
+  free(fill);
+  free(nnz_q);
+  free(mylen);
+  free(len);
+  free(bi);
+  free(bv);
+  return rc;
+}
+
+/* Share V, expand my rows; the inverted lists of the expanded rows of all
+ * ranks (column c -> rows with Q[., c] > 0). Collective. */
 static int share_and_invert(jac_run *J) {
   SLR_TRY(allgather_csr(J->comm, J->off, J->nrows, J->vp, J->V.i, J->V.v, &J->gvp, &J->gvi, &J->gvv));
   free(J->V.i);
@@ -559,32 +640,8 @@ static int share_and_invert(jac_run *J) {
   free(J->gvi);
   free(J->gvv);
   free(J->all);
-  free(J->rh);
-  free(J->rhn);
-  J->gvp = NULL, J->gvi = NULL, J->gvv = NULL, J->all = NULL, J->rh = NULL, J->rhn = NULL;
-  SLR_TRY(allgather_csr(J->comm, J->off, J->nrows, J->qp, J->Q.i, J->Q.v, &J->gqp, &J->gqi, &J->gqv));
-  int64_t nnz = J->gqp[J->n], n = J->n;
-  J->cp = calloc((size_t)(n + 1), sizeof(int64_t));
-  J->ci = malloc((size_t)nnz * sizeof(int32_t) + 1);
-  J->cv = malloc((size_t)nnz * sizeof(float) + 1);
-  rc = J->cp && J->ci && J->cv ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (inverted lists)");
-  SLR_TRY(slr_agree(J->comm, rc));
-  for (int64_t e = 0; e < nnz; e++) J->cp[J->gqi[e] + 1]++;
-  for (int64_t c = 0; c < n; c++) J->cp[c + 1] += J->cp[c];
-  for (int64_t j = 0; j < n; j++)
-    for (int64_t e = J->gqp[j]; e < J->gqp[j + 1]; e++) {
-      int64_t at = J->cp[J->gqi[e]]++;
-      J->ci[at] = (int32_t)j;
-      J->cv[at] = J->gqv[e];
-    }
-  for (int64_t c = n; c > 0; c--) J->cp[c] = J->cp[c - 1];
-  J->cp[0] = 0;
-  /* the rows of other ranks are needed only through the inverted lists */
-  free(J->gqp);
-  free(J->gqi);
-  free(J->gqv);
-  J->gqp = NULL, J->gqi = NULL, J->gqv = NULL;
-  return 0;
+  J->gvp = NULL, J->gvi = NULL, J->gvv = NULL, J->all = NULL;
+  return invert_rows(J);
 }
 
 /* The Jaccard distances of my rows, the threads over contiguous row
