@@ -244,7 +244,8 @@ static void test_params(void **state) {
   slr_config_defaults(&c);
   slr_refine_params p;
   assert_int_equal(slr_refine_params_from_config(&c.refine, &p), 0);
-  /* the defaults are today's behaviour, the zero values of the enums */
+  /* the defaults: the zero values of the enums, and the threshold and outlier
+   * rule chosen on the study's validation task (docs/study.md) */
   assert_int_equal(p.mode, SLR_REFINE_HIERARCHICAL);
   assert_int_equal(p.distance, SLR_AGGLO_EUCLIDEAN);
   assert_int_equal(p.projection, SLR_PROJECTION_ROW);
@@ -252,7 +253,7 @@ static void test_params(void **state) {
   assert_int_equal(p.alpha_schedule, SLR_ALPHA_CONSTANT);
   assert_int_equal(p.previous, SLR_PREVIOUS_DBSCAN);
   assert_int_equal(p.memory, SLR_MEMORY_REFINED);
-  assert_true(p.alpha == 0.5 && p.threshold == 0.5 && p.reclaim_outliers == 1);
+  assert_true(p.alpha == 0.5 && p.threshold == 0.72 && p.reclaim_outliers == 0);
   /* an unknown value is refused by the key table, naming key and value */
   assert_int_equal(slr_config_set(&c, "refine.distance=manhattan"), SLR_ERR_CONFIG);
   assert_non_null(strstr(slr_error_text(), "manhattan"));

@@ -70,7 +70,13 @@ for m in $modes; do
     none|argmax|hierarchical) ;;
     *) echo "study.sh: --modes takes none, argmax, hierarchical (got $m)" >&2; exit 2 ;;
   esac
-  names+=("$m"); sets+=("refine.mode=$m")
+  # argmax takes the maximum of every soft label, a current outlier's too
+  # (its soft label is its previous cluster's projection): outliers are
+  # reclaimed whatever the configuration says
+  case "$m" in
+    argmax) names+=("$m"); sets+=("refine.mode=argmax refine.reclaim_outliers=true") ;;
+    *) names+=("$m"); sets+=("refine.mode=$m") ;;
+  esac
 done
 for v in ${variants[@]+"${variants[@]}"}; do
   read -r vname vsets <<< "$v"
