@@ -29,7 +29,7 @@ check unknown-global-option 2 'unknown option "--frob"' -- "$slr" --frob
 check unknown-option 2 "unknown option --bogus" "usage: slr config" -- "$slr" config --bogus
 check missing-value 2 "option --set needs a value" -- "$slr" config --set
 check command-help 0 "usage: slr config" "--set" -- "$slr" config --help
-check config-demo 0 "k1: 20" "root: data/demo/source" -- "$slr" config "$src/configs/demo.yaml"
+check config-demo 0 "k1: 6" "root: data/demo/source" -- "$slr" config "$src/configs/demo.yaml"
 check set-bad-type 1 "solver.adapt.lr" '"abc"' -- "$slr" config "$src/configs/demo.yaml" --set solver.adapt.lr=abc
 check set-unknown 1 '"no.such"' -- "$slr" config "$src/configs/demo.yaml" --set no.such=1
 check set-range 1 'refine.alpha: "7"' "out of range" -- "$slr" config --set refine.alpha=7
