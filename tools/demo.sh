@@ -53,9 +53,9 @@ t0=$(date +%s)
 # the domains are drawn by study.sh from configs/demo.yaml's #@synth lines
 rm -rf "$data" "$out"
 mkdir -p "$out"
-"$slr" synth --style synthetic --ids 160 --cams 4 --seed 11 --difficulty 0.3 \
+"$slr" synth --style synthetic --cams 4 --seed 21 --difficulty 0.3 \
   --preview "$out/source_preview.png" --preview-rows 6 > /dev/null
-"$slr" synth --style realistic --ids 160 --cams 4 --seed 12 --difficulty 0.3 \
+"$slr" synth --style realistic --cams 3 --seed 42 --difficulty 0.0 --gain 1.3 \
   --preview "$out/target_preview.png" --preview-rows 6 > /dev/null
 SLR="$slr" bash tools/bench/study.sh --config configs/demo.yaml --root "$out" --ranks "$ranks" \
   --seeds "$seeds" --modes "$modes"
