@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Reference for the SLR step with NumPy and SciPy, and the fixtures of
-tests/mpi/test_refine.c (tests/fixtures/refine/cases.h5 for the default
-settings, variants.h5 for every variant of include/slr/refine.h).
+tests/mpi/test_refine.c (tests/fixtures/refine/cases.h5 for threshold 0.5
+with outliers reclaimed, variants.h5 for every variant of include/slr/refine.h,
+the defaults among them).
 
 Per sample, densely: IoU matrix C between previous and current clusters, the
 projection P (C row-normalised; C; or |A_a & B_b| / |A_a|),
@@ -167,6 +168,9 @@ def write_variants(out):
         dict(linkage="ward", threshold=1.5),
         dict(chain=1),
         dict(chain=1, distance="cosine", threshold=0.3, projection="transition"),
+        # the defaults chosen by the study: just above alpha*sqrt(2), no reclaim
+        dict(threshold=0.72, reclaim=0),
+        dict(threshold=0.72, reclaim=0, chain=1),
     ]
     with h5py.File(out, "w") as f:
         f.attrs["count"] = len(variants)
