@@ -24,6 +24,7 @@
 #include "slr/cluster.h"
 #include "slr/io.h"
 #include "slr/refine.h"
+#include "bench_prev_labels.h"
 
 char *openblas_get_corename(void);
 
@@ -194,20 +195,8 @@ int main(int argc, char **argv) {
   }
 
   /* the SLR step against synthetic previous labels */
-  int32_t k = 0;
-  for (int64_t i = 0; i < n; i++) k = labels[i] + 1 > k ? labels[i] + 1 : k;
-  slr_rng r;
-  slr_rng_init(&r, 14, 0, 0);
-  for (int64_t i = 0; i < n; i++) {
-    uint64_t u = slr_rng_below(&r, 100);
-    int32_t c = labels[i];
-    if (c >= 0 && c % 3 == 0 && (i & 1)) c += k; /* split */
-    if (u < 10 && k > 0) c = (int32_t)slr_rng_below(&r, (uint64_t)k);
-    if (u >= 95) c = -1;
-    prev[i] = c;
-  }
-  slr_refine_params rp = {.mode = SLR_REFINE_HIERARCHICAL, .alpha = 0.9,
-                          .linkage = SLR_LINKAGE_AVERAGE, .threshold = 0.5};
+  bench_prev_labels(labels, n, prev);
+  slr_refine_params rp = bench_refine_params();
   slr_refine_result res;
   memset(&res, 0, sizeof res);
   phase_start(&m, comm);

@@ -12,6 +12,7 @@
 
 #include "slr/io.h"
 #include "slr/refine.h"
+#include "bench_prev_labels.h"
 
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
@@ -27,23 +28,11 @@ int main(int argc, char **argv) {
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
   slr_h5_close(&h);
-  int32_t k = 0;
-  for (int64_t i = 0; i < n; i++) k = cur[i] + 1 > k ? cur[i] + 1 : k;
   int32_t *prev = malloc((size_t)n * sizeof(int32_t));
-  slr_rng r;
-  slr_rng_init(&r, 14, 0, 0);
-  for (int64_t i = 0; i < n; i++) {
-    uint64_t u = slr_rng_below(&r, 100);
-    int32_t c = cur[i];
-    if (c >= 0 && c % 3 == 0 && (i & 1)) c += k; /* split */
-    if (u < 10) c = (int32_t)slr_rng_below(&r, (uint64_t)k);
-    if (u >= 95) c = -1;
-    prev[i] = c;
-  }
+  bench_prev_labels(cur, n, prev);
   int64_t row0, nrows;
   slr_shard_rows(n, rank, size, &row0, &nrows);
-  slr_refine_params p = {.mode = SLR_REFINE_HIERARCHICAL, .alpha = 0.9,
-                         .linkage = SLR_LINKAGE_AVERAGE, .threshold = 0.5};
+  slr_refine_params p = bench_refine_params();
   slr_refine_result res;
   memset(&res, 0, sizeof res);
   MPI_Barrier(MPI_COMM_WORLD);
