@@ -7,6 +7,7 @@
 # longer matches). The bytes are written with h5py (/usr/bin/python3).
 set -u
 slr="$1"; src="$2"
+. "$src/tests/e2e/lib.sh"
 mpiexec="${MPIEXEC:-mpiexec}"
 py=/usr/bin/python3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -15,22 +16,8 @@ fails=0; n=0
 ok() { n=$((n+1)); echo "ok   $1"; }
 bad() { n=$((n+1)); fails=$((fails+1)); echo "FAIL $1"; }
 $py -c 'import h5py' 2> /dev/null || { echo "SKIP: h5py missing in /usr/bin/python3"; exit 77; }
-"$slr" synth tgt --style realistic --ids 8 --cams 2 --per-cam 3 --height 64 --width 32 --seed 6 > /dev/null
-cat > c.yaml <<'YAML'
-data:
-  source: {format: market1501, root: tgt}
-  target: {format: market1501, root: tgt}
-  height: 64
-  width: 32
-  workers: 1
-model: {arch: resnet18, width: 0.125}
-train:
-  stages: [pretrain]
-  pretrain: {epochs: 1, iters: 3, batch_size: 8, instances: 2}
-eval: {every: 0, batch_size: 16}
-checkpoint: {every_steps: 1, keep: 3}
-run: {threads: 1}
-YAML
+tiny_target
+tiny_config c.yaml "epochs: 1, iters: 3, batch_size: 8, instances: 2" 'checkpoint: {every_steps: 1, keep: 3}'
 for how in random nan; do
   rm -rf run
   "$mpiexec" -n 2 "$slr" train --config c.yaml --out run > a.log 2>&1 || { bad "$how: first run"; tail -5 a.log; continue; }

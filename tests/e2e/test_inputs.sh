@@ -8,6 +8,7 @@
 # --bench are refused. Input files are made with h5py (/usr/bin/python3).
 set -u
 slr="$1"; src="$2"
+. "$src/tests/e2e/lib.sh"
 mpiexec="${MPIEXEC:-mpiexec}"
 py=/usr/bin/python3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -61,21 +62,8 @@ check "infer --threads -1" 2 "--threads -1" -- "$slr" infer $ARGS --weights "$NX
 check "cluster --threads -2" 2 "--threads -2" -- "$slr" cluster --features "$F" --k1 8 --k2 3 --out ok.h5 --threads -2
 
 # slr extract with a NaN in the weights of a tiny trained model
-"$slr" synth tgt --style realistic --ids 8 --cams 2 --per-cam 3 --height 64 --width 32 --seed 6 > /dev/null
-cat > tiny.yaml <<'YAML'
-data:
-  source: {format: market1501, root: tgt}
-  target: {format: market1501, root: tgt}
-  height: 64
-  width: 32
-  workers: 1
-model: {arch: resnet18, width: 0.125}
-train:
-  stages: [pretrain]
-  pretrain: {epochs: 1, iters: 1, batch_size: 8, instances: 2}
-eval: {every: 0, batch_size: 16}
-run: {threads: 1}
-YAML
+tiny_target
+tiny_config tiny.yaml "epochs: 1, iters: 1, batch_size: 8, instances: 2"
 "$mpiexec" -n 2 "$slr" train --config tiny.yaml --out run > train.log 2>&1 || { echo "FAIL tiny training run"; tail -5 train.log; exit 1; }
 $py - run/pretrain.h5 <<'PY'
 import sys, shutil, h5py, numpy as np

@@ -6,6 +6,7 @@
 # its shared-file-pointer component work (no file is opened through MPI-IO).
 set -u
 slr="$1"; src="$2"
+. "$src/tests/e2e/lib.sh"
 mpiexec="${MPIEXEC:-mpiexec}"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -20,21 +21,8 @@ check() { # name expected_status text -- command...
 }
 F="$src/tests/fixtures/cluster/e2e_small.h5"
 
-"$slr" synth tgt --style realistic --ids 8 --cams 2 --per-cam 3 --height 64 --width 32 --seed 6 > /dev/null
-cat > tiny.yaml <<'YAML'
-data:
-  source: {format: market1501, root: tgt}
-  target: {format: market1501, root: tgt}
-  height: 64
-  width: 32
-  workers: 1
-model: {arch: resnet18, width: 0.125}
-train:
-  stages: [pretrain]
-  pretrain: {epochs: 1, iters: 1, batch_size: 8, instances: 2}
-eval: {every: 0, batch_size: 16}
-run: {threads: 1}
-YAML
+tiny_target
+tiny_config tiny.yaml "epochs: 1, iters: 1, batch_size: 8, instances: 2"
 
 check "train --out ''" 2 "path is empty" -- "$slr" train --config tiny.yaml --out ''
 check "cluster --out ''" 2 "path is empty" -- "$slr" cluster --features "$F" --out '' --k1 8 --k2 3

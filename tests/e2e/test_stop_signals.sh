@@ -6,27 +6,15 @@
 # stopped", and the checkpoint must be there. SIGUSR1 to mpiexec gives 75.
 set -u
 slr="$1"; src="$2"
+. "$src/tests/e2e/lib.sh"
 mpiexec="${MPIEXEC:-mpiexec}"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fails=0; n=0
 ok() { n=$((n+1)); echo "ok   $1"; }
 bad() { n=$((n+1)); fails=$((fails+1)); echo "FAIL $1"; }
-"$slr" synth tgt --style realistic --ids 8 --cams 2 --per-cam 3 --height 64 --width 32 --seed 6 > /dev/null
-cat > t.yaml <<'YAML'
-data:
-  source: {format: market1501, root: tgt}
-  target: {format: market1501, root: tgt}
-  height: 64
-  width: 32
-  workers: 1
-model: {arch: resnet18, width: 0.125}
-train:
-  stages: [pretrain]
-  pretrain: {epochs: 50, iters: 20, batch_size: 8, instances: 2}
-eval: {every: 0, batch_size: 16}
-run: {threads: 1}
-YAML
+tiny_target
+tiny_config t.yaml "epochs: 50, iters: 20, batch_size: 8, instances: 2"
 # wait until training has started (a log line per epoch), at most 60 s
 started() { for i in $(seq 1 120); do grep -q "pretrain epoch" "$1" 2> /dev/null && return 0; sleep 0.5; done; return 1; }
 
