@@ -6,6 +6,7 @@
 # model, a file that is not a checkpoint; no partial output.
 set -u
 SLR=$(readlink -f "$1")
+. "$(readlink -f "$2")/tests/e2e/lib.sh"
 MPIEXEC=${MPIEXEC:-mpiexec}
 fail() { echo "FAIL: $*"; exit 1; }
 T=$(mktemp -d)
@@ -13,27 +14,7 @@ trap 'rm -rf "$T"' EXIT
 cd "$T"
 
 # ---- a tiny run: pretrain and adapt, a checkpoint after every step ----------
-"$SLR" synth src --style synthetic --ids 12 --cams 2 --per-cam 2 --seed 3 > /dev/null || fail "synth"
-"$SLR" synth tgt --style realistic --ids 12 --cams 2 --per-cam 2 --seed 4 > /dev/null || fail "synth"
-cat > tiny.yaml <<'YAML'
-data:
-  source: {format: market1501, root: src}
-  target: {format: market1501, root: tgt}
-  height: 64
-  width: 32
-  workers: 1
-model: {arch: resnet18, width: 0.125, last_stride: 1, pool: gem}
-train:
-  pretrain: {epochs: 1, iters: 2, batch_size: 8, instances: 2}
-  adapt: {epochs: 1, iters: 2, batch_size: 8, instances: 2}
-cluster: {k1: 6, k2: 3, eps: 0.7, min_samples: 2}
-eval: {every: 1, batch_size: 16}
-checkpoint: {every_steps: 1, keep: 10}
-run: {threads: 1, progress_interval: 1000}
-YAML
-$MPIEXEC -n 2 "$SLR" train --config tiny.yaml --out run > train.log 2>&1 || { cat train.log; fail "train"; }
-ck=(run/checkpoints/ckpt-*.h5)
-[ ${#ck[@]} -eq 4 ] || fail "expected 4 checkpoints, got ${#ck[@]}"
+slr=$SLR tiny_adapt_run || exit 1
 
 # ---- slr export ---------------------------------------------------------------
 $MPIEXEC -n 2 "$SLR" export "${ck[1]}" --out pre.h5 > export.log 2>&1 || { cat export.log; fail "export pretrain checkpoint"; }
