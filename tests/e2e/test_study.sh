@@ -7,6 +7,7 @@
 # the first's weights), once. Also: --count, --describe, bad arguments.
 set -u
 slr="$1"; src="$2"
+. "$src/tests/e2e/lib.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fails=0; n=0
@@ -14,31 +15,18 @@ ok() { n=$((n+1)); echo "ok   $1"; }
 bad() { n=$((n+1)); fails=$((fails+1)); echo "FAIL $1"; }
 export SLR="$slr"
 
-cat > tiny.yaml <<'YAML'
+{
+  cat <<'YAML'
 # a tiny study task (test only)
 #@synth source --style synthetic --ids 16 --cams 2 --per-cam 2 --height 64 --width 32 --seed 3 --train-frac 0.75
 #@synth target --style realistic --ids 16 --cams 2 --per-cam 3 --height 64 --width 32 --seed 4 --train-frac 0.75
 #@pretrain solver.pretrain.lr=1e-3
 #@pretrain train.pretrain.epochs=0
-data:
-  source: {format: market1501, root: data/src}
-  target: {format: market1501, root: data/tgt}
-  height: 64
-  width: 32
-  pad: 2
-  workers: 1
-model: {arch: resnet18, width: 0.125, last_stride: 1, pool: gem}
-solver:
-  pretrain: {schedule: multistep, milestones: [2], warmup_epochs: 1}
-train:
-  pretrain: {epochs: 1, iters: 2, batch_size: 8, instances: 2}
-  adapt: {epochs: 3, iters: 2, batch_size: 8, instances: 2}
-cluster: {k1: 6, k2: 3, eps: 0.7, min_samples: 2}
-refine: {mode: hierarchical, alpha: 0.5, threshold: 0.5}
-eval: {every: 1, batch_size: 16}
-checkpoint: {every_steps: 1, keep: 2}
-run: {threads: 1, progress_interval: 1000}
 YAML
+  adapt_config --root data --pad 2 --pretrain-solver "schedule: multistep, milestones: [2], warmup_epochs: 1" \
+    --pretrain "epochs: 1, iters: 2, batch_size: 8, instances: 2" --adapt "epochs: 3, iters: 2, batch_size: 8, instances: 2" \
+    --refine "mode: hierarchical, alpha: 0.5, threshold: 0.5" --checkpoint "every_steps: 1, keep: 2"
+} > tiny.yaml
 study=(bash "$src/tools/bench/study.sh" --config tiny.yaml --root st --seeds "1 2"
        --modes "none argmax" --variant "a3 refine.alpha=0.3")
 
