@@ -8,64 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "slr/dist.h"
-#include "slr/eval.h"
-#include "slr/io.h"
-#include "slr_test.h"
+#include "eval_set.h"
 
 #define FIXTURE SLR_FIXTURE_DIR "/eval/market_small.h5"
-
-typedef struct {
-  int64_t nq, ng, dim;
-  float *qf, *gf;
-  int64_t *qp, *qc, *gp, *gc;
-} set;
-
-/* the whole set on every rank */
-static void load(set *s) {
-  slr_h5 f;
-  assert_all(slr_h5_open(&f, MPI_COMM_WORLD, FIXTURE, NULL, 0, SLR_H5_FOREIGN_OK) == 0);
-  int nd, type;
-  int64_t dims[SLR_H5_MAXDIMS], n;
-  assert_all(slr_h5_shape(&f, "/query/features", &nd, dims, &type) == 0);
-  s->nq = dims[0];
-  s->dim = dims[1];
-  assert_all(slr_h5_shape(&f, "/gallery/features", &nd, dims, &type) == 0);
-  s->ng = dims[0];
-  void *p;
-  assert_all(slr_h5_read_all(&f, "/query/features", SLR_F32, &p, &n) == 0);
-  s->qf = p;
-  assert_all(slr_h5_read_all(&f, "/gallery/features", SLR_F32, &p, &n) == 0);
-  s->gf = p;
-  assert_all(slr_h5_read_all(&f, "/query/pids", SLR_I64, &p, &n) == 0);
-  s->qp = p;
-  assert_all(slr_h5_read_all(&f, "/query/camids", SLR_I64, &p, &n) == 0);
-  s->qc = p;
-  assert_all(slr_h5_read_all(&f, "/gallery/pids", SLR_I64, &p, &n) == 0);
-  s->gp = p;
-  assert_all(slr_h5_read_all(&f, "/gallery/camids", SLR_I64, &p, &n) == 0);
-  s->gc = p;
-  slr_h5_close(&f);
-}
-
-/* the whole set, and this rank's balanced shares of queries and gallery */
-static void load_sharded(set *s, int *rank, int *size, int64_t *q0, int64_t *nq, int64_t *g0,
-                         int64_t *ng) {
-  MPI_Comm_rank(MPI_COMM_WORLD, rank);
-  MPI_Comm_size(MPI_COMM_WORLD, size);
-  load(s);
-  slr_shard_rows(s->nq, *rank, *size, q0, nq);
-  slr_shard_rows(s->ng, *rank, *size, g0, ng);
-}
-
-static void unload(set *s) {
-  free(s->qf);
-  free(s->gf);
-  free(s->qp);
-  free(s->qc);
-  free(s->gp);
-  free(s->gc);
-}
 
 static void expected(const char *metric, double *map, double *minp, double *cmc,
                      int64_t *nvalid) {
@@ -75,31 +20,23 @@ static void expected(const char *metric, double *map, double *minp, double *cmc,
   void *p;
   int64_t n;
   snprintf(name, sizeof name, "/expected/%s/mAP", metric);
-  assert_all(slr_h5_read_all(&f, name, SLR_F64, &p, &n) == 0);
+  p = eval_read_all(&f, name, SLR_F64, &n);
   *map = *(double *)p;
   free(p);
   snprintf(name, sizeof name, "/expected/%s/mINP", metric);
-  assert_all(slr_h5_read_all(&f, name, SLR_F64, &p, &n) == 0);
+  p = eval_read_all(&f, name, SLR_F64, &n);
   *minp = *(double *)p;
   free(p);
   snprintf(name, sizeof name, "/expected/%s/cmc", metric);
-  assert_all(slr_h5_read_all(&f, name, SLR_F64, &p, &n) == 0);
+  p = eval_read_all(&f, name, SLR_F64, &n);
   assert_all(n == SLR_EVAL_MAX_RANK);
   memcpy(cmc, p, SLR_EVAL_MAX_RANK * sizeof(double));
   free(p);
   snprintf(name, sizeof name, "/expected/%s/num_valid", metric);
-  assert_all(slr_h5_read_all(&f, name, SLR_I64, &p, &n) == 0);
+  p = eval_read_all(&f, name, SLR_I64, &n);
   *nvalid = *(int64_t *)p;
   free(p);
   slr_h5_close(&f);
-}
-
-/* evaluate with this rank holding query rows [q0, q0+nq) and gallery rows
- * [g0, g0+ng) */
-static int run(const set *s, int64_t q0, int64_t nq, int64_t g0, int64_t ng,
-               const slr_eval_opts *o, slr_eval_result *r) {
-  return slr_eval_market1501(MPI_COMM_WORLD, s->dim, s->qf + q0 * s->dim, s->qp + q0, s->qc + q0,
-                             nq, s->gf + g0 * s->dim, s->gp + g0, s->gc + g0, ng, o, r);
 }
 
 static int same_as_reference(const slr_eval_result *r, const char *metric) {
@@ -117,9 +54,9 @@ static int same_as_reference(const slr_eval_result *r, const char *metric) {
 
 static void test_against_reference(void **state) {
   int rank, size;
-  set s;
+  eval_set s;
   int64_t q0, nq, g0, ng;
-  load_sharded(&s, &rank, &size, &q0, &nq, &g0, &ng);
+  eval_set_load_sharded(&s, FIXTURE, &rank, &size, &q0, &nq, &g0, &ng);
   const int64_t blocks[][2] = {{0, 0}, {7, 50}, {1, 1}, {1000, 3}};
   for (int m = 0; m < 2; m++) {
     slr_eval_result first;
@@ -130,7 +67,7 @@ static void test_against_reference(void **state) {
       o.query_block = blocks[b][0];
       o.gallery_block = blocks[b][1];
       slr_eval_result r;
-      assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
+      assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &r) == 0);
       assert_all(same_as_reference(&r, slr_metric_name(o.metric)));
       assert_all(r.num_query == s.nq && r.num_gallery == s.ng);
       /* the block sizes change nothing (the counts are integers) */
@@ -140,7 +77,7 @@ static void test_against_reference(void **state) {
         assert_all(r.map == first.map && r.minp == first.minp && r.cmc[0] == first.cmc[0]);
     }
   }
-  unload(&s);
+  eval_set_free(&s);
 }
 
 /* uneven shards: all queries on the last rank, the gallery split 0 / rest */
@@ -148,8 +85,8 @@ static void test_uneven_shards(void **state) {
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  set s;
-  load(&s);
+  eval_set s;
+  eval_set_load(&s, FIXTURE);
   int64_t nq = rank == size - 1 ? s.nq : 0;
   int64_t cut = s.ng / 3;
   int64_t g0 = rank == 0 ? 0 : cut, ng = size == 1 ? s.ng : rank == 0 ? cut : 0;
@@ -158,9 +95,9 @@ static void test_uneven_shards(void **state) {
   slr_eval_opts_default(&o);
   o.query_block = 5;
   slr_eval_result r;
-  assert_all(run(&s, 0, nq, g0, ng, &o, &r) == 0);
+  assert_all(eval_set_run(&s, 0, nq, g0, ng, &o, &r) == 0);
   assert_all(same_as_reference(&r, "euclidean"));
-  unload(&s);
+  eval_set_free(&s);
 }
 
 /* exact ties (one-hot features give exact dot products): equal distances
@@ -193,14 +130,14 @@ static void test_ties_by_gallery_index(void **state) {
 
 static void test_errors(void **state) {
   int rank, size;
-  set s;
+  eval_set s;
   int64_t q0, nq, g0, ng;
-  load_sharded(&s, &rank, &size, &q0, &nq, &g0, &ng);
+  eval_set_load_sharded(&s, FIXTURE, &rank, &size, &q0, &nq, &g0, &ng);
   slr_eval_result r;
 
   /* a NaN on the last rank's gallery rows only: every rank fails */
   if (rank == size - 1) s.gf[(g0 + ng - 1) * s.dim + 3] = NAN;
-  int rc = run(&s, q0, nq, g0, ng, NULL, &r);
+  int rc = eval_set_run(&s, q0, nq, g0, ng, NULL, &r);
   assert_all(rc == SLR_ERR_INPUT);
   char want[96];
   snprintf(want, sizeof want, "gallery feature row %lld has a non-finite", (long long)(s.ng - 1));
@@ -208,14 +145,14 @@ static void test_errors(void **state) {
   if (rank == size - 1) s.gf[(g0 + ng - 1) * s.dim + 3] = 0;
 
   /* no query rows anywhere */
-  assert_all(run(&s, 0, 0, g0, ng, NULL, &r) == SLR_ERR_INPUT);
+  assert_all(eval_set_run(&s, 0, 0, g0, ng, NULL, &r) == SLR_ERR_INPUT);
   assert_all(strstr(slr_error_text(), "query set is empty") != NULL);
 
   /* no query has a match: shift every gallery pid out of range */
   for (int64_t j = 0; j < s.ng; j++) s.gp[j] += 100000;
-  assert_all(run(&s, q0, nq, g0, ng, NULL, &r) == SLR_ERR_INPUT);
+  assert_all(eval_set_run(&s, q0, nq, g0, ng, NULL, &r) == SLR_ERR_INPUT);
   assert_all(strstr(slr_error_text(), "has a match in the gallery") != NULL);
-  unload(&s);
+  eval_set_free(&s);
 
   /* the JSON text needs its room */
   char small[200], big[2048];

@@ -9,53 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "slr/dist.h"
-#include "slr/eval.h"
-#include "slr/io.h"
-#include "slr_test.h"
+#include "eval_set.h"
 
 #define FIXTURE SLR_FIXTURE_DIR "/eval/rerank_small.h5"
-
-typedef struct {
-  int64_t nq, ng, dim;
-  float *qf, *gf;
-  int64_t *qp, *qc, *gp, *gc;
-} set;
-
-static void *read_all(slr_h5 *f, const char *name, slr_dtype t, int64_t *n) {
-  void *p = NULL;
-  assert_all(slr_h5_read_all(f, name, t, &p, n) == 0);
-  return p;
-}
-
-/* the whole set on every rank */
-static void load(set *s) {
-  slr_h5 f;
-  assert_all(slr_h5_open(&f, MPI_COMM_WORLD, FIXTURE, NULL, 0, SLR_H5_FOREIGN_OK) == 0);
-  int nd, type;
-  int64_t dims[SLR_H5_MAXDIMS], n;
-  assert_all(slr_h5_shape(&f, "/query/features", &nd, dims, &type) == 0);
-  s->nq = dims[0];
-  s->dim = dims[1];
-  assert_all(slr_h5_shape(&f, "/gallery/features", &nd, dims, &type) == 0);
-  s->ng = dims[0];
-  s->qf = read_all(&f, "/query/features", SLR_F32, &n);
-  s->gf = read_all(&f, "/gallery/features", SLR_F32, &n);
-  s->qp = read_all(&f, "/query/pids", SLR_I64, &n);
-  s->qc = read_all(&f, "/query/camids", SLR_I64, &n);
-  s->gp = read_all(&f, "/gallery/pids", SLR_I64, &n);
-  s->gc = read_all(&f, "/gallery/camids", SLR_I64, &n);
-  slr_h5_close(&f);
-}
-
-static void unload(set *s) {
-  free(s->qf);
-  free(s->gf);
-  free(s->qp);
-  free(s->qc);
-  free(s->gp);
-  free(s->gc);
-}
 
 typedef struct {
   const char *name;
@@ -78,7 +34,7 @@ static double read_f64(slr_h5 *f, const char *group, const char *what) {
   char name[128];
   int64_t n;
   snprintf(name, sizeof name, "/expected/%s/%s", group, what);
-  double *p = read_all(f, name, SLR_F64, &n);
+  double *p = eval_read_all(f, name, SLR_F64, &n);
   double v = p[0];
   free(p);
   return v;
@@ -95,7 +51,7 @@ static int same_as_reference(const slr_eval_result *r, const params *ps) {
   char name[128];
   int64_t n;
   snprintf(name, sizeof name, "/expected/%s/cmc", ps->name);
-  double *cmc = read_all(&f, name, SLR_F64, &n);
+  double *cmc = eval_read_all(&f, name, SLR_F64, &n);
   slr_h5_close(&f);
   ok = ok && n == SLR_EVAL_MAX_RANK && fabs(r->map - map) <= 1e-6 &&
        fabs(r->minp - minp) <= 1e-6 && r->num_valid == nvalid;
@@ -118,29 +74,17 @@ static void opts_for(const params *ps, slr_eval_opts *o) {
   o->rerank_lambda = ps->lambda;
 }
 
-/* evaluate with this rank holding query rows [q0, q0+nq) and gallery rows
- * [g0, g0+ng) */
-static int run(const set *s, int64_t q0, int64_t nq, int64_t g0, int64_t ng,
-               const slr_eval_opts *o, slr_eval_result *r) {
-  return slr_eval_market1501(MPI_COMM_WORLD, s->dim, s->qf + q0 * s->dim, s->qp + q0, s->qc + q0,
-                             nq, s->gf + g0 * s->dim, s->gp + g0, s->gc + g0, ng, o, r);
-}
-
 static void test_against_reference(void **state) {
   (void)state;
   int rank, size;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  set s;
-  load(&s);
+  eval_set s;
   int64_t q0, nq, g0, ng;
-  slr_shard_rows(s.nq, rank, size, &q0, &nq);
-  slr_shard_rows(s.ng, rank, size, &g0, &ng);
+  eval_set_load_sharded(&s, FIXTURE, &rank, &size, &q0, &nq, &g0, &ng);
   for (size_t p = 0; p < sizeof SETS / sizeof SETS[0]; p++) {
     slr_eval_opts o;
     opts_for(&SETS[p], &o);
     slr_eval_result r, r2;
-    assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
+    assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &r) == 0);
     assert_all(same_as_reference(&r, &SETS[p]));
     assert_all(r.rerank == 1 && r.rerank_variant == SETS[p].variant &&
                r.rerank_k1 == SETS[p].k1 && r.rerank_k2 == SETS[p].k2 &&
@@ -148,11 +92,11 @@ static void test_against_reference(void **state) {
     /* query blocks of 1 and 7 (the pairs of each block applied once) */
     o.query_block = p % 3 == 0 ? 1 : 7;
     o.gallery_block = 5;
-    assert_all(run(&s, q0, nq, g0, ng, &o, &r2) == 0);
+    assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &r2) == 0);
     assert_all(r2.map == r.map && r2.minp == r.minp &&
                memcmp(r2.cmc, r.cmc, sizeof r.cmc) == 0);
   }
-  unload(&s);
+  eval_set_free(&s);
 }
 
 /* all queries on the last rank, gallery 5 rows on rank 0 and the rest on
@@ -163,8 +107,8 @@ static void test_uneven_shards(void **state) {
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  set s;
-  load(&s);
+  eval_set s;
+  eval_set_load(&s, FIXTURE);
   int64_t q0 = 0, nq = rank == size - 1 ? s.nq : 0, g0, ng;
   if (size == 1) {
     g0 = 0;
@@ -180,10 +124,10 @@ static void test_uneven_shards(void **state) {
     slr_eval_opts o;
     opts_for(&SETS[p], &o);
     slr_eval_result r;
-    assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
+    assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &r) == 0);
     assert_all(same_as_reference(&r, &SETS[p]));
   }
-  unload(&s);
+  eval_set_free(&s);
 }
 
 /* lambda = 1 keeps the original distance: the plain evaluation's metrics;
@@ -191,49 +135,41 @@ static void test_uneven_shards(void **state) {
 static void test_lambda_one(void **state) {
   (void)state;
   int rank, size;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  set s;
-  load(&s);
+  eval_set s;
   int64_t q0, nq, g0, ng;
-  slr_shard_rows(s.nq, rank, size, &q0, &nq);
-  slr_shard_rows(s.ng, rank, size, &g0, &ng);
+  eval_set_load_sharded(&s, FIXTURE, &rank, &size, &q0, &nq, &g0, &ng);
   for (int m = 0; m < 2; m++) {
     slr_eval_opts o;
     slr_eval_opts_default(&o);
     o.metric = (slr_metric)m;
     slr_eval_result plain, one, rr;
-    assert_all(run(&s, q0, nq, g0, ng, &o, &plain) == 0);
+    assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &plain) == 0);
     assert_all(plain.rerank == 0);
     o.rerank = 1;
     o.rerank_lambda = 1.0;
-    assert_all(run(&s, q0, nq, g0, ng, &o, &one) == 0);
+    assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &one) == 0);
     assert_all(one.map == plain.map && one.minp == plain.minp &&
                memcmp(one.cmc, plain.cmc, sizeof one.cmc) == 0);
     /* the second variant divides each query's distances by their largest
      * (and squares them for cosine): the same order */
     o.rerank_variant = SLR_RERANK_ZHONG;
-    assert_all(run(&s, q0, nq, g0, ng, &o, &one) == 0);
+    assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &one) == 0);
     assert_all(one.map == plain.map && one.minp == plain.minp &&
                memcmp(one.cmc, plain.cmc, sizeof one.cmc) == 0);
     o.rerank_variant = SLR_RERANK_JACCARD;
     o.rerank_lambda = 0.3;
-    assert_all(run(&s, q0, nq, g0, ng, &o, &rr) == 0);
+    assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &rr) == 0);
     assert_all(fabs(rr.map - plain.map) > 1e-3);
   }
-  unload(&s);
+  eval_set_free(&s);
 }
 
 static void test_errors(void **state) {
   (void)state;
   int rank, size;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  set s;
-  load(&s);
+  eval_set s;
   int64_t q0, nq, g0, ng;
-  slr_shard_rows(s.nq, rank, size, &q0, &nq);
-  slr_shard_rows(s.ng, rank, size, &g0, &ng);
+  eval_set_load_sharded(&s, FIXTURE, &rank, &size, &q0, &nq, &g0, &ng);
   slr_eval_opts o;
   slr_eval_result r;
   const struct {
@@ -257,7 +193,7 @@ static void test_errors(void **state) {
     o.rerank_k1 = bad[b].k1;
     o.rerank_k2 = bad[b].k2;
     o.rerank_lambda = bad[b].lambda;
-    assert_all(run(&s, q0, nq, g0, ng, &o, &r) != 0);
+    assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &r) != 0);
     int has = strstr(slr_error_text(), bad[b].msg) != NULL;
     if (!has) printf("expected '%s' in: %s\n", bad[b].msg, slr_error_text());
     assert_all(has);
@@ -266,24 +202,24 @@ static void test_errors(void **state) {
   slr_eval_opts_default(&o);
   o.rerank = 1;
   o.rerank_k1 = (int)(s.nq + s.ng);
-  assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
+  assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &r) == 0);
   o.rerank_variant = SLR_RERANK_ZHONG;
   o.rerank_k1 = (int)(s.nq + s.ng) - 1;
-  assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
+  assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &r) == 0);
 
   /* JSON names the parameters */
   char buf[2048];
   slr_eval_opts_default(&o);
   o.rerank = 1;
-  assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
+  assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &r) == 0);
   assert_all(slr_eval_format_json(&r, o.metric, buf, sizeof buf) == 0);
   assert_all(strstr(buf, "\"rerank\": {\"variant\": \"jaccard\", \"k1\": 20, \"k2\": 6, "
                          "\"lambda\": 0.3}") != NULL);
   o.rerank = 0;
-  assert_all(run(&s, q0, nq, g0, ng, &o, &r) == 0);
+  assert_all(eval_set_run(&s, q0, nq, g0, ng, &o, &r) == 0);
   assert_all(slr_eval_format_json(&r, o.metric, buf, sizeof buf) == 0);
   assert_all(strstr(buf, "\"rerank\": false") != NULL);
-  unload(&s);
+  eval_set_free(&s);
 }
 
 static const struct CMUnitTest tests[] = {
