@@ -55,6 +55,30 @@ void slr_test_rmtree(const char *path) {
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", path);
 }
 
+static int mpi_on(void) {
+  int init = 0, done = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&done);
+  return init && !done;
+}
+
+int slr_test_dir_open(char **dir) {
+  *dir = slr_test_tmpdir(mpi_on());
+  return *dir && (*dir)[0] ? 0 : -1;
+}
+
+int slr_test_dir_close(char **dir) {
+  int rank = 0;
+  if (mpi_on()) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  }
+  if (rank == 0) slr_test_rmtree(*dir);
+  free(*dir);
+  *dir = NULL;
+  return 0;
+}
+
 int slr_test_sh(const char *cmd, char **out) {
   char full[8192];
   snprintf(full, sizeof full, "%s 2>&1", cmd);

@@ -33,6 +33,14 @@ int slr_test_all(int cond);
 char *slr_test_tmpdir(int mpi);
 /* rm -rf. Local. */
 void slr_test_rmtree(const char *path);
+/* For a cmocka setup: *dir = a new empty folder (slr_test_tmpdir, the same on
+ * every rank once MPI is initialised; then collective on MPI_COMM_WORLD).
+ * Returns 0, or -1 if it could not be made. */
+int slr_test_dir_open(char **dir);
+/* For the matching teardown: once every rank is done with it (MPI
+ * initialised: collective on MPI_COMM_WORLD, rank 0 removes it), the folder
+ * of slr_test_dir_open removed and *dir freed and set to NULL. Returns 0. */
+int slr_test_dir_close(char **dir);
 
 /* Run a shell command; return its exit status (or -1) and, if out != NULL,
  * its combined stdout+stderr (malloc'ed). Local. */

@@ -141,16 +141,10 @@ static void test_finite_checks(void **state) {
 static int setup(void **state) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  dir = slr_test_tmpdir(1);
-  return dir[0] ? 0 : -1;
+  return slr_test_dir_open(&dir);
 }
 
-static int teardown(void **state) {
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0) slr_test_rmtree(dir);
-  free(dir);
-  return 0;
-}
+static int teardown(void **state) { return slr_test_dir_close(&dir); }
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_digest_round_trip, setup, teardown),

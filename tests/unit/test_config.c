@@ -257,15 +257,8 @@ static void test_cross_checks(void **state) {
   expect_error(rc, "train.adapt.batch_size 30", "train.adapt.instances 16");
 }
 
-static int setup(void **state) {
-  dir = slr_test_tmpdir(0);
-  return dir[0] ? 0 : -1;
-}
-static int teardown(void **state) {
-  slr_test_rmtree(dir);
-  free(dir);
-  return 0;
-}
+static int setup(void **state) { return slr_test_dir_open(&dir); }
+static int teardown(void **state) { return slr_test_dir_close(&dir); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -284,16 +284,8 @@ static void test_bad_name(void **state) {
                "does not follow the Market-1501 naming scheme");
 }
 
-static int setup(void **state) {
-  tmp = slr_test_tmpdir(0);
-  return tmp && tmp[0] ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  slr_test_rmtree(tmp);
-  free(tmp);
-  return 0;
-}
+static int setup(void **state) { return slr_test_dir_open(&tmp); }
+static int teardown(void **state) { return slr_test_dir_close(&tmp); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -74,16 +74,8 @@ static void test_output_paths(void **state) {
   assert_non_null(strstr(slr_error_text(), "y.h5.tmp"));
 }
 
-static int setup(void **state) {
-  dir = slr_test_tmpdir(0);
-  return dir[0] ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  slr_test_rmtree(dir);
-  free(dir);
-  return 0;
-}
+static int setup(void **state) { return slr_test_dir_open(&dir); }
+static int teardown(void **state) { return slr_test_dir_close(&dir); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
