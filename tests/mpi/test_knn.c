@@ -137,6 +137,16 @@ static void balanced(int64_t n, int64_t *counts) {
   }
 }
 
+/* uneven blocks: 13 rows on each rank but the last two, the rest on the
+ * second last, none on the last (size > 1) */
+static void uneven(int64_t n, int64_t *counts) {
+  int64_t left = n;
+  for (int q = 0; q < size; q++) {
+    counts[q] = q == size - 1 ? 0 : (q < size - 2 ? 13 : left);
+    left -= counts[q];
+  }
+}
+
 static void test_exact_ties(void **state) {
   who();
   int64_t n = 301, d = 9;
@@ -154,11 +164,7 @@ static void test_exact_ties(void **state) {
   assert_all(check_knn(x, n, d, (int)n, 64, counts, 1));
   /* uneven blocks, the last rank with none */
   if (size > 1) {
-    int64_t left = n;
-    for (int q = 0; q < size; q++) {
-      counts[q] = q == size - 1 ? 0 : (q < size - 2 ? 13 : left);
-      left -= counts[q];
-    }
+    uneven(n, counts);
     assert_all(check_knn(x, n, d, 12, 8, counts, 1));
   }
   free(x);
@@ -198,11 +204,7 @@ static void test_pruned_exact(void **state) {
   assert_all(check_knn(x, n, d, 1, 5, counts, 1));
   assert_all(check_knn(x, n, d, (int)n, 64, counts, 1));
   if (size > 1) {
-    int64_t left = n;
-    for (int q = 0; q < size; q++) {
-      counts[q] = q == size - 1 ? 0 : (q < size - 2 ? 13 : left);
-      left -= counts[q];
-    }
+    uneven(n, counts);
     assert_all(check_knn(x, n, d, 12, 8, counts, 1));
   }
   method = SLR_KNN_FULL;
