@@ -26,6 +26,30 @@ static inline void nn_fixture_open(const char *name) {
 }
 static inline void nn_fixture_close(void) { slr_h5_close(&nn_fx); }
 
+/* the fixture that NN_TEST_MAIN keeps open while its group runs */
+static const char *nn_group_fixture;
+static inline int nn_group_setup(void **state) {
+  (void)state;
+  if (nn_group_fixture) nn_fixture_open(nn_group_fixture);
+  return 0;
+}
+static inline int nn_group_teardown(void **state) {
+  (void)state;
+  if (nn_group_fixture) nn_fixture_close();
+  return 0;
+}
+/* main() of an nn test: the group `tests` (an array) run inside MPI_Init /
+ * MPI_Finalize, with the fixture file `fixture` (a name under
+ * tests/fixtures/nn, or NULL for none) open throughout */
+#define NN_TEST_MAIN(tests, fixture)                                                   \
+  int main(int argc, char **argv) {                                                  \
+    nn_group_fixture = (fixture);                                                    \
+    MPI_Init(&argc, &argv);                                                          \
+    int rc = cmocka_run_group_tests(tests, nn_group_setup, nn_group_teardown);       \
+    MPI_Finalize();                                                                  \
+    return rc;                                                                       \
+  }
+
 /* float32 copy of dataset case/name (malloc'ed); *n gets the count */
 static inline void *nn_get_typed(const char *cs, const char *name, slr_dtype type, int64_t *n) {
   char key[256];

@@ -398,25 +398,11 @@ static void test_conv2d_vs_ref(void **state) {
   slr_threads_set(1, 1);
 }
 
-static int setup(void **state) {
-  nn_fixture_open("layers.h5");
-  return 0;
-}
-static int teardown(void **state) {
-  nn_fixture_close();
-  return 0;
-}
-
-int main(int argc, char **argv) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_conv2d_torch),       cmocka_unit_test(test_batchnorm_torch),
-      cmocka_unit_test(test_instnorm_torch),     cmocka_unit_test(test_relu_pool_torch),
-      cmocka_unit_test(test_linear_l2norm_torch), cmocka_unit_test(test_conv2d_fd),
-      cmocka_unit_test(test_norm_fd),            cmocka_unit_test(test_pointwise_fd),
-      cmocka_unit_test(test_conv2d_vs_ref),
-  };
-  MPI_Init(&argc, &argv);
-  int rc = cmocka_run_group_tests(tests, setup, teardown);
-  MPI_Finalize();
-  return rc;
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_conv2d_torch),        cmocka_unit_test(test_batchnorm_torch),
+    cmocka_unit_test(test_instnorm_torch),      cmocka_unit_test(test_relu_pool_torch),
+    cmocka_unit_test(test_linear_l2norm_torch), cmocka_unit_test(test_conv2d_fd),
+    cmocka_unit_test(test_norm_fd),             cmocka_unit_test(test_pointwise_fd),
+    cmocka_unit_test(test_conv2d_vs_ref),
+};
+NN_TEST_MAIN(tests, "layers.h5")

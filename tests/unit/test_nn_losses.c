@@ -173,23 +173,9 @@ static void test_losses_fd(void **state) {
   }
 }
 
-static int setup(void **state) {
-  nn_fixture_open("losses.h5");
-  return 0;
-}
-static int teardown(void **state) {
-  nn_fixture_close();
-  return 0;
-}
-
-int main(int argc, char **argv) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_xent_torch),       cmocka_unit_test(test_triplet_torch),
-      cmocka_unit_test(test_cmloss_torch),     cmocka_unit_test(test_optimizers_torch),
-      cmocka_unit_test(test_schedules_torch),  cmocka_unit_test(test_losses_fd),
-  };
-  MPI_Init(&argc, &argv);
-  int rc = cmocka_run_group_tests(tests, setup, teardown);
-  MPI_Finalize();
-  return rc;
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_xent_torch),      cmocka_unit_test(test_triplet_torch),
+    cmocka_unit_test(test_cmloss_torch),    cmocka_unit_test(test_optimizers_torch),
+    cmocka_unit_test(test_schedules_torch), cmocka_unit_test(test_losses_fd),
+};
+NN_TEST_MAIN(tests, "losses.h5")

@@ -283,17 +283,12 @@ static void test_conv_backends(void **state) {
   free(a), free(a2);
 }
 
-int main(int argc, char **argv) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_full_width_names),
-      cmocka_unit_test(test_resnet50_eval),
-      cmocka_unit_test(test_resnet50_ibn_a_eval),
-      cmocka_unit_test(test_weight_errors_and_roundtrip),
-      cmocka_unit_test(test_resnet18_adam_steps),
-      cmocka_unit_test(test_conv_backends),
-  };
-  MPI_Init(&argc, &argv);
-  int rc = cmocka_run_group_tests(tests, NULL, NULL);
-  MPI_Finalize();
-  return rc;
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_full_width_names),
+    cmocka_unit_test(test_resnet50_eval),
+    cmocka_unit_test(test_resnet50_ibn_a_eval),
+    cmocka_unit_test(test_weight_errors_and_roundtrip),
+    cmocka_unit_test(test_resnet18_adam_steps),
+    cmocka_unit_test(test_conv_backends),
+};
+NN_TEST_MAIN(tests, NULL)
