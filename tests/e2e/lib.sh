@@ -1,7 +1,24 @@
-# Shared pieces of the e2e tests (sourced, not a test): a tiny target domain
-# and a one-stage pretraining config on it; a tiny source/target pair and a
-# two-stage (pretraining + adaptation) config on it; a comparison of two runs.
-# Needs $slr (the slr binary).
+# Shared pieces of the e2e tests (sourced, not a test): counted checks; a
+# tiny target domain and a one-stage pretraining config on it; a tiny
+# source/target pair and a two-stage (pretraining + adaptation) config on it;
+# a comparison of two runs. Needs $slr (the slr binary).
+
+# counted checks: `ok NAME` and `bad NAME` count a passed and a failed check;
+# `check NAME STATUS TEXT -- COMMAND...` passes if COMMAND (stopped after
+# 120 s) exits with STATUS and prints TEXT (its output is left in out.txt);
+# `checked`, last in a test, prints the tally and fails if any check failed
+fails=0; n=0
+ok() { n=$((n+1)); echo "ok   $1"; }
+bad() { n=$((n+1)); fails=$((fails+1)); echo "FAIL $1"; }
+check() {
+  local name="$1" want="$2" text="$3"; shift 4
+  timeout -k 5 120 "$@" > out.txt 2>&1
+  local got=$?
+  n=$((n+1))
+  if [ "$got" = "$want" ] && grep -qF -- "$text" out.txt; then echo "ok   $name"; return; fi
+  fails=$((fails+1)); echo "FAIL $name (exit $got, wanted $want, text: $text)"; tail -5 out.txt | sed 's/^/     | /'
+}
+checked() { echo "$((n - fails))/$n passed"; [ $fails -eq 0 ]; }
 
 # tgt/: 8 identities x 2 cameras x 3 images at 64x32, seed 6
 tiny_target() {

@@ -4,11 +4,9 @@
 # a module above it does not link (-Wl,-z,defs against the modules below).
 set -u
 slr="$1"; src="$2"
+. "$src/tests/e2e/lib.sh"
 py=/usr/bin/python3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fails=0; n=0
-ok() { n=$((n+1)); echo "ok   $1"; }
-bad() { n=$((n+1)); fails=$((fails+1)); echo "FAIL $1"; }
 
 $py "$src/tools/deps.py" --root "$src" --check && ok "the tree keeps the module order" || bad "the tree keeps the module order"
 
@@ -44,5 +42,4 @@ C
     grep -q "undefined reference to .slr_train_run" "$tmp/up.log" && ok "a call upwards does not link" || { bad "a call upwards does not link"; cat "$tmp/up.log"; }
   fi
 fi
-echo "$((n-fails)) passed, $fails failed"
-[ $fails = 0 ]
+checked

@@ -15,9 +15,6 @@ cleanup() { bash "$src/tools/slurm-local.sh" stop > /dev/null 2>&1; rm -rf "$tmp
 trap cleanup EXIT
 eval "$(bash "$src/tools/slurm-local.sh" start | grep '^export ')" || { echo "FAIL: local Slurm did not start"; exit 1; }
 cd "$tmp"
-fails=0; n=0
-ok() { n=$((n+1)); echo "ok   $1"; }
-bad() { n=$((n+1)); fails=$((fails+1)); echo "FAIL $1"; }
 
 adapt_task 24 3 2 || { echo "FAIL: synth"; exit 1; }
 adapt_config --root "$tmp" --pad 2 --pretrain "epochs: 6, iters: 4, batch_size: 8, instances: 2" \
@@ -61,5 +58,4 @@ if same_run A B; then
 else
   bad "requeued run equals the unbroken run"
 fi
-echo "$((n-fails)) passed, $fails failed"
-[ $fails -eq 0 ]
+checked

@@ -18,9 +18,6 @@ py=/usr/bin/python3
 cmp="$src/tests/e2e/compare_runs.py"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
-fails=0; n=0
-ok() { n=$((n+1)); echo "ok   $1"; }
-bad() { n=$((n+1)); fails=$((fails+1)); echo "FAIL $1"; }
 
 adapt_task 24 3 2 || exit 1
 # the task, without its checkpoint section
@@ -109,5 +106,4 @@ else
 fi
 [ -s A/log.txt ] && grep -q "T.*done: A" A/log.txt && ok "RUN/log.txt with timestamps" || bad "RUN/log.txt with timestamps"
 
-echo "$((n-fails)) passed, $fails failed"
-[ $fails = 0 ]
+checked
