@@ -1,7 +1,17 @@
 # Shared pieces of the e2e tests (sourced, not a test): counted checks; a
 # tiny target domain and a one-stage pretraining config on it; a tiny
 # source/target pair and a two-stage (pretraining + adaptation) config on it;
-# a comparison of two runs. Needs $slr (the slr binary).
+# a comparison of two runs. Needs $slr (the slr binary); sets $mpiexec
+# ($MPIEXEC, or mpiexec).
+
+mpiexec="${MPIEXEC:-mpiexec}"
+
+# in_tmp: the test goes on in a new temporary folder, $tmp, removed when it exits
+in_tmp() {
+  tmp=$(mktemp -d) || exit 1
+  trap 'rm -rf "$tmp"' EXIT
+  cd "$tmp" || exit 1
+}
 
 # counted checks: `ok NAME` and `bad NAME` count a passed and a failed check;
 # `check NAME STATUS TEXT -- COMMAND...` passes if COMMAND (stopped after

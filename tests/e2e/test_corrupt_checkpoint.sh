@@ -8,10 +8,8 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-mpiexec="${MPIEXEC:-mpiexec}"
 py=/usr/bin/python3
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+in_tmp
 $py -c 'import h5py' 2> /dev/null || { echo "SKIP: h5py missing in /usr/bin/python3"; exit 77; }
 tiny_target
 tiny_config c.yaml "epochs: 1, iters: 3, batch_size: 8, instances: 2" 'checkpoint: {every_steps: 1, keep: 3}'

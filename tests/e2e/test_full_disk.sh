@@ -7,7 +7,6 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-mpiexec="${MPIEXEC:-mpiexec}"
 tmp=$(mktemp -d)
 mnt="$tmp/full"
 mkdir -p "$mnt"

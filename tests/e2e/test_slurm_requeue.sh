@@ -7,7 +7,6 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-mpiexec="${MPIEXEC:-mpiexec}"
 if [ "$(id -u)" -ne 0 ]; then echo "skipped: needs root to start a local Slurm"; exit 0; fi
 export SLR_SLURM_DIR="$(mktemp -d /tmp/slr-slurm-test-XXXXXX)"
 tmp=$(mktemp -d /tmp/slr-requeue-XXXXXX)

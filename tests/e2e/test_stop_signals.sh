@@ -7,9 +7,7 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-mpiexec="${MPIEXEC:-mpiexec}"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+in_tmp
 tiny_target
 tiny_config t.yaml "epochs: 50, iters: 20, batch_size: 8, instances: 2"
 # wait until training has started (a log line per epoch), at most 60 s

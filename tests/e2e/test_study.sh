@@ -8,8 +8,7 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+in_tmp
 export SLR="$slr"
 
 {

@@ -7,9 +7,7 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-mpiexec="${MPIEXEC:-mpiexec}"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+in_tmp
 
 adapt_task 24 3 2 || { echo "synth failed"; exit 1; }
 adapt_config --pad 2 --pretrain-solver "schedule: multistep, milestones: [2], warmup_epochs: 1" \

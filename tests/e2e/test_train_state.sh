@@ -13,11 +13,9 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-mpiexec="${MPIEXEC:-mpiexec}"
 py=/usr/bin/python3
 cmp="$src/tests/e2e/compare_runs.py"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+in_tmp
 
 adapt_task 24 3 2 || exit 1
 # the task, without its checkpoint section
