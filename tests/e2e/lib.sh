@@ -2,9 +2,13 @@
 # tiny target domain and a one-stage pretraining config on it; a tiny
 # source/target pair and a two-stage (pretraining + adaptation) config on it;
 # a comparison of two runs. Needs $slr (the slr binary); sets $mpiexec
-# ($MPIEXEC, or mpiexec).
+# ($MPIEXEC, or mpiexec) and $py (the Python with the reference libraries).
 
 mpiexec="${MPIEXEC:-mpiexec}"
+py=/usr/bin/python3
+
+# needs_py MODULE: the test ends as skipped (77) unless $py imports MODULE
+needs_py() { $py -c "import $1" 2> /dev/null || { echo "SKIP: $1 missing in $py"; exit 77; }; }
 
 # in_tmp: the test goes on in a new temporary folder, $tmp, removed when it exits
 in_tmp() {

@@ -8,9 +8,8 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-py=/usr/bin/python3
 in_tmp
-$py -c 'import h5py' 2> /dev/null || { echo "SKIP: h5py missing in /usr/bin/python3"; exit 77; }
+needs_py h5py
 tiny_target
 tiny_config c.yaml "epochs: 1, iters: 3, batch_size: 8, instances: 2" 'checkpoint: {every_steps: 1, keep: 3}'
 for how in random nan; do

@@ -9,9 +9,8 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-py=/usr/bin/python3
 in_tmp
-$py -c 'import h5py' 2> /dev/null || { echo "SKIP: h5py missing in /usr/bin/python3"; exit 77; }
+needs_py h5py
 F="$src/tests/fixtures/cluster/e2e_small.h5"
 E="$src/tests/fixtures/eval/market_small.h5"
 NX="$src/tests/fixtures/nn"

@@ -5,7 +5,6 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-py=/usr/bin/python3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 $py "$src/tools/deps.py" --root "$src" --check && ok "the tree keeps the module order" || bad "the tree keeps the module order"

@@ -13,7 +13,6 @@
 set -u
 slr="$1"; src="$2"
 . "$src/tests/e2e/lib.sh"
-py=/usr/bin/python3
 cmp="$src/tests/e2e/compare_runs.py"
 in_tmp
 
