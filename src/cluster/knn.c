@@ -17,6 +17,7 @@
 #include "neighbours.h"
 #include "slr/cluster.h"
 
+
 int slr_l2_normalize(float *x, int64_t nrows, int64_t d, int64_t row0) {
   for (int64_t i = 0; i < nrows; i++) {
     float *r = x + i * d;
@@ -214,7 +215,8 @@ static void tile_update(const float *s, int64_t m, int64_t nc, int64_t ld, slr_t
  * diagonal are formed. */
 static void block_product(const float *a, int64_t ma, int32_t ga, slr_topk *ra, int64_t ra0,
                           const float *b, int64_t mb, int32_t gb, slr_topk *rb, int64_t rb0,
-                          int64_t d, int diag, int64_t tile, float *buf) {
+                          int64_t d, int diag, int64_t tile, float *buf, int64_t *pairs,
+                          slr_progress *prog, int64_t unit) {
   for (int64_t i0 = 0; i0 < ma; i0 += tile) {
     int64_t mi = ma - i0 < tile ? ma - i0 : tile;
     for (int64_t j0 = diag ? i0 : 0; j0 < mb; j0 += tile) {
@@ -226,6 +228,8 @@ static void block_product(const float *a, int64_t ma, int32_t ga, slr_topk *ra, 
       int64_t c0 = diag ? j0 : rb0 + j0;
       tile_update(buf, mi, mj, mj, ra, ra0 + i0, ga + (int32_t)i0, cols, c0,
                   gb + (int32_t)j0);
+      *pairs += on_diag ? mi * (mi + 1) / 2 : mi * mj;
+      slr_progress_update(prog, *pairs / unit);
     }
   }
 }
@@ -305,6 +309,8 @@ typedef struct {
   float delta;
   int64_t pairs, scored, bytes;
   double t_basis, t_seed, t_pilot, pilot;
+  slr_progress prog; /* rank 0's share of the pairs, counted in units of prog_unit */
+  int64_t prog_unit;
 } knn_run;
 
 static int run_alloc(knn_run *R) {
@@ -357,6 +363,24 @@ static void run_free(knn_run *R) {
  * A pair is skipped when its bound exceeds 2 - 2 t + delta for both rows, t
  * a proven lower bound of the row's k-th similarity; the other pairs get
  * their exact inner product. */
+
+/* The pairs of rows this rank forms (its block with itself, then each ring
+ * step's pair of blocks; the pruned product counts whole tiles on the
+ * diagonal): the total of its progress line. Local. */
+static int64_t rank_pairs(const knn_run *R) {
+  int64_t nr = R->nrows, total = R->prune ? nr * nr : nr * (nr + 1) / 2;
+  for (int t = 1; t <= R->size / 2; t++) {
+    int s = (R->rank + t) % R->size;
+    int64_t ns = R->off[s + 1] - R->off[s];
+    if (2 * t < R->size)
+      total += nr * ns;
+    else if (R->rank < R->size / 2)
+      total += nr * (ns / 2);
+    else
+      total += ns * (nr - nr / 2);
+  }
+  return total;
+}
 
 /* The squared-distance limit of a row whose k-th similarity is at least t
  * (+inf while its list is not full). */
@@ -578,6 +602,7 @@ static void prune_tile(knn_run *R, const float *s, int64_t m, int64_t nc, const 
   }
   R->pairs += m * nc;
   R->scored += scored;
+  slr_progress_update(&R->prog, R->pairs / R->prog_unit);
 }
 
 /* The pair of row blocks a (ma rows, global ga, list ra from local row ra0)
@@ -589,10 +614,9 @@ static void pair_product(knn_run *R, const float *a, int64_t ma, int64_t ga, slr
                          int64_t rb0, int diag) {
   int64_t tile = R->tile, d = R->d;
   if (!R->prune) {
-    R->pairs += diag ? ma * (ma + 1) / 2 : ma * mb;
     R->scored += diag ? ma * (ma + 1) / 2 : ma * mb;
     block_product(a, ma, (int32_t)ga, ra, ra0, b, mb, (int32_t)gb, rb, rb0, d, diag, tile,
-                  R->buf);
+                  R->buf, &R->pairs, &R->prog, R->prog_unit);
     return;
   }
   for (int64_t i0 = 0; i0 < ma; i0 += tile) {
@@ -675,7 +699,10 @@ static int prune_step0(knn_run *R, double max_frac, double *frac) {
   if (!rc) rc = survivor_fraction(R, frac);
   R->t_seed = slr_now() - t0;
   if (rc) return rc;
-  if (*frac > max_frac) R->prune = 0;
+  if (*frac > max_frac) {
+    R->prune = 0;
+    R->prog.total = rank_pairs(R) / R->prog_unit;
+  }
   pair_product(R, R->x, R->nrows, R->row0, &R->own, 0, R->x, R->nrows, R->row0, NULL, 0, 1);
   if (!R->prune) return 0;
   for (int64_t r = 0; r < R->nrows; r++)
@@ -817,7 +844,7 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
   if (k < 1 || k > n || d < 1)
     return slr_agree(comm, SLR_FAIL(SLR_ERR, "kNN: k = %d must be in 1..n = %lld (d = %lld)",
                                     k, (long long)n, (long long)d));
-  knn_run R = {.comm = comm, .k = k, .n = n, .d = d, .nrows = nrows, .x = x};
+  knn_run R = {.comm = comm, .k = k, .n = n, .d = d, .nrows = nrows, .x = x, .prog_unit = 1};
   SLR_MPI(MPI_Comm_rank(comm, &R.rank));
   SLR_MPI(MPI_Comm_size(comm, &R.size));
   SLR_TRY(slr_block_layout(comm, nrows, n, &R.off));
@@ -841,12 +868,20 @@ int slr_knn_compute(MPI_Comm comm, const float *x, int64_t nrows, int64_t n, int
     if (!rc && R.pilot > max_frac) R.prune = 0;
   }
   if (!rc && R.prune) rc = prune_prepare(&R, p);
+  /* rank 0's share stands for every rank's (the blocks are balanced); a
+   * line is printed only when the product runs longer than the interval
+   * (SLR_PROGRESS_INTERVAL, default 10 s), in millions of pairs from 10^9 */
+  int64_t total = rank_pairs(&R);
+  R.prog_unit = total >= 1000000000 ? 1000000 : 1;
+  slr_progress_begin(&R.prog, "kNN (rank 0's pairs)", total / R.prog_unit,
+                     R.prog_unit > 1 ? "M pairs" : "pairs", 0);
   if (!rc && R.prune)
     rc = prune_step0(&R, max_frac, &frac);
   else if (!rc)
     pair_product(&R, x, nrows, R.row0, &R.own, 0, x, nrows, R.row0, NULL, 0, 1);
   const float *cur = x;
   for (int t = 1; t <= R.size / 2 && !rc; t++) rc = ring_step(&R, t, &cur);
+  if (!rc && R.prog.t_last_print > R.prog.t_start) slr_progress_end(&R.prog);
   rc = slr_agree(comm, rc);
   if (!rc) rc = slr_agree(comm, knn_output(&R, out));
   if (rc) slr_knn_free(out);

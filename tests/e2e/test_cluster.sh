@@ -34,7 +34,21 @@ for np in 1 2 3; do
   h5dump -a /n_clusters "$out" | grep -q "(0): 36" || { echo "FAIL: n_clusters attribute"; fail=1; }
   h5dump -a /n_outliers "$out" | grep -q "(0): 32" || { echo "FAIL: n_outliers attribute"; fail=1; }
   h5dump -a /slr_format "$out" | grep -q '"labels"' || { echo "FAIL: slr_format attribute"; fail=1; }
+  # a progress line at every tile (interval 1 ns): the last one counts all of
+  # rank 0's pairs of rows (on 1 rank: the 800 x 801 / 2 of the triangle)
+  SLR_PROGRESS_INTERVAL=1e-9 "$MPIEXEC" -x SLR_PROGRESS_INTERVAL -n $np "$SLR" cluster \
+    --features "$FIX/e2e_raw.h5" --out "$TMP/prog_$np.h5" --k1 30 --k2 6 --eps 0.6 \
+    --min-samples 4 > "$TMP/prog_$np" 2>&1
+  last=$(grep "kNN (rank 0's pairs):" "$TMP/prog_$np" | tail -1)
+  if ! echo "$last" | grep -qE "100\.0% ([0-9]+)/\1 pairs, .* took"; then
+    echo "FAIL: kNN progress on $np ranks: last line '$last'"; cat "$TMP/prog_$np"; fail=1
+  fi
+  if [ $np = 1 ] && ! echo "$last" | grep -q " 320400/320400 pairs"; then
+    echo "FAIL: kNN progress on 1 rank counts other than 320400 pairs: '$last'"; fail=1
+  fi
 done
+# at the default interval (10 s) a short product prints no progress line
+grep -q "kNN (rank 0's pairs)" "$TMP/log_2" && { echo "FAIL: progress line in a short run"; fail=1; }
 
 # expect CODE PATTERN args...: exit code, message, no output left behind
 expect() {
