@@ -162,56 +162,101 @@ fail:
   return rc;
 }
 
+/* The inner product of two rows of d floats, summed in double (the same
+ * bits wherever the second row came from). */
+static inline float row_dot(const float *a, const float *b, int64_t d) {
+  double s = 0.0;
+  for (int64_t j = 0; j < d; j++) s += (double)a[j] * (double)b[j];
+  return (float)s;
+}
+
+/* Grow *buf to hold n elements of `size` bytes (capacity in *cap). Local. */
+static int grow(void **buf, int64_t *cap, int64_t n, size_t size) {
+  if (n <= *cap) return 0;
+  void *p = realloc(*buf, (size_t)n * size + 1);
+  if (!p) return SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (%lld fetched rows)", (long long)n);
+  *buf = p;
+  *cap = n;
+  return 0;
+}
+
 /* Inner products of pairs (local row, global column) whose column rows may
- * live on other ranks: the row blocks pass around the ring once. The pairs
- * are in any order. Collective. */
-static int ring_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *off, int64_t npairs,
-                     const int32_t *prow, const int32_t *pcol, float *out) {
+ * live on other ranks. The pairs are in any order. At step t = 1..P-1 each
+ * rank asks rank + t for the distinct rows of its block that the pairs name
+ * and sends rank - t the rows it asked for: only the rows needed travel,
+ * and a rank holds the rows of one other block at a time (at most one block,
+ * usually far fewer). Collective. */
+static int fetch_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *off, int64_t npairs,
+                      const int32_t *prow, const int32_t *pcol, float *out) {
   int rank, size;
   SLR_MPI(MPI_Comm_rank(comm, &rank));
   SLR_MPI(MPI_Comm_size(comm, &size));
-  int64_t remote = 0;
-  for (int64_t p = 0; p < npairs; p++) remote += pcol[p] < off[rank] || pcol[p] >= off[rank + 1];
-  int64_t any = 0;
+  int64_t remote = 0, any = 0, maxrows = 0;
+  for (int64_t p = 0; p < npairs; p++) {
+    int own = pcol[p] >= off[rank] && pcol[p] < off[rank + 1];
+    if (own) out[p] = row_dot(x + (int64_t)prow[p] * d, x + (pcol[p] - off[rank]) * d, d);
+    remote += !own;
+  }
   SLR_MPI(MPI_Allreduce(&remote, &any, 1, MPI_INT64_T, MPI_SUM, comm));
-  int steps = any ? size : 1;
-  int64_t maxrows = 0;
+  if (!any) return 0;
   for (int q = 0; q < size; q++)
     if (off[q + 1] - off[q] > maxrows) maxrows = off[q + 1] - off[q];
-  /* the visiting block: x at first, then one of two buffers (the second
-   * only needed with 3 or more ranks) */
-  float *bufa = NULL, *bufb = NULL;
-  int rc = 0;
-  if (steps > 1) {
-    bufa = malloc((size_t)(maxrows * d) * sizeof(float) + 1);
-    bufb = steps > 2 ? malloc((size_t)(maxrows * d) * sizeof(float) + 1) : NULL;
-    if (!bufa || (steps > 2 && !bufb)) rc = SLR_FAIL(SLR_ERR_NOMEM, "out of memory (ring buffers)");
-  }
+  /* slot[c]: the position of column row c of the block asked for among the
+   * fetched rows (-1: not asked) */
+  int32_t *slot = malloc((size_t)maxrows * sizeof(int32_t) + 1);
+  int32_t *ask = NULL, *serve = NULL;
+  float *got = NULL, *give = NULL;
+  int64_t cap_ask = 0, cap_serve = 0, cap_got = 0, cap_give = 0;
+  int rc = slot ? 0 : SLR_FAIL(SLR_ERR_NOMEM, "Jaccard: out of memory (row slots)");
+  if (slot)
+    for (int64_t c = 0; c < maxrows; c++) slot[c] = -1;
   rc = slr_agree(comm, rc);
-  const float *blk = x;
-  for (int t = 0; t < steps && !rc; t++) {
-    int q = (rank + t) % size;
-    for (int64_t p = 0; p < npairs; p++) {
+  for (int t = 1; t < size && !rc; t++) {
+    int q = (rank + t) % size, r = (rank - t + size) % size;
+    int64_t nask = 0, nserve = 0;
+    for (int64_t p = 0; p < npairs && !rc; p++) {
       if (pcol[p] < off[q] || pcol[p] >= off[q + 1]) continue;
-      const float *a = x + (int64_t)prow[p] * d, *b = blk + (pcol[p] - off[q]) * d;
-      double s = 0.0;
-      for (int64_t j = 0; j < d; j++) s += (double)a[j] * (double)b[j];
-      out[p] = (float)s;
+      int64_t c = pcol[p] - off[q];
+      if (slot[c] >= 0) continue;
+      rc = grow((void **)&ask, &cap_ask, nask + 1, sizeof(int32_t));
+      if (!rc) {
+        slot[c] = (int32_t)nask;
+        ask[nask++] = (int32_t)c;
+      }
     }
-    if (t + 1 == steps) break;
-    int get = (rank + t + 1) % size;
-    int left = (rank - 1 + size) % size, right = (rank + 1) % size;
-    float *nxt = blk == bufa ? bufb : bufa;
-    sent_bytes += (off[q + 1] - off[q]) * d * (int64_t)sizeof(float);
-    int mrc = MPI_Sendrecv(blk, (int)((off[q + 1] - off[q]) * d), MPI_FLOAT, left, 400 + t, nxt,
-                           (int)((off[get + 1] - off[get]) * d), MPI_FLOAT, right, 400 + t, comm,
-                           MPI_STATUS_IGNORE);
-    if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "ring shift (Jaccard)", __FILE__, __LINE__);
-    blk = nxt;
+    rc = slr_agree(comm, rc);
+    if (rc) break;
+    int mrc = MPI_Sendrecv(&nask, 1, MPI_INT64_T, q, 500 + t, &nserve, 1, MPI_INT64_T, r, 500 + t,
+                           comm, MPI_STATUS_IGNORE);
+    if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "Jaccard row requests", __FILE__, __LINE__);
+    if (!rc) rc = grow((void **)&serve, &cap_serve, nserve, sizeof(int32_t));
+    if (!rc) rc = grow((void **)&give, &cap_give, nserve * d, sizeof(float));
+    if (!rc) rc = grow((void **)&got, &cap_got, nask * d, sizeof(float));
+    rc = slr_agree(comm, rc);
+    if (rc) break;
+    mrc = MPI_Sendrecv(ask, (int)nask, MPI_INT32_T, q, 600 + t, serve, (int)nserve, MPI_INT32_T, r,
+                       600 + t, comm, MPI_STATUS_IGNORE);
+    if (mrc == MPI_SUCCESS) {
+      for (int64_t i = 0; i < nserve; i++)
+        memcpy(give + i * d, x + (int64_t)serve[i] * d, (size_t)d * sizeof(float));
+      mrc = MPI_Sendrecv(give, (int)(nserve * d), MPI_FLOAT, r, 700 + t, got, (int)(nask * d),
+                         MPI_FLOAT, q, 700 + t, comm, MPI_STATUS_IGNORE);
+    }
+    sent_bytes += (int64_t)sizeof(int64_t) + nask * (int64_t)sizeof(int32_t) +
+                  nserve * d * (int64_t)sizeof(float);
+    if (mrc != MPI_SUCCESS) rc = slr_error_mpi(mrc, "Jaccard row exchange", __FILE__, __LINE__);
+    for (int64_t p = 0; p < npairs && !rc; p++)
+      if (pcol[p] >= off[q] && pcol[p] < off[q + 1])
+        out[p] = row_dot(x + (int64_t)prow[p] * d, got + (int64_t)slot[pcol[p] - off[q]] * d, d);
+    for (int64_t i = 0; i < nask; i++) slot[ask[i]] = -1;
+    rc = slr_agree(comm, rc);
   }
-  free(bufa);
-  free(bufb);
-  return slr_agree(comm, rc);
+  free(slot);
+  free(ask);
+  free(serve);
+  free(got);
+  free(give);
+  return rc;
 }
 
 /* The distance of the weights: (2 - 2 s)^power / scale. */
@@ -465,7 +510,7 @@ static int v_support(jac_run *J, const slr_knn *knn) {
   return slr_agree(J->comm, rc);
 }
 
-/* The similarities not in the kNN lists (one pass of the ring), then the
+/* The similarities not in the kNN lists (the rows fetched from their owners), then the
  * softmax weights of each of my rows: exp(-g) / sum, g = (2 - 2 s)^power /
  * scale, shifted by the largest -g (the same ratios). Collective. */
 static int v_weights(jac_run *J, const float *x, int64_t d, const float *scale_opt) {
@@ -484,7 +529,7 @@ static int v_weights(jac_run *J, const float *x, int64_t d, const float *scale_o
           prow[np] = (int32_t)r;
           pcol[np++] = V->i[e];
         }
-    rc = ring_dots(J->comm, x, d, J->off, np, prow, pcol, psim);
+    rc = fetch_dots(J->comm, x, d, J->off, np, prow, pcol, psim);
   }
   if (!rc) {
     np = 0;

@@ -33,7 +33,7 @@ f=$WORK/features_${COMM_N}x${COMM_D}.h5
 [ -s "$f" ] || $PY "$SRC/tools/bench/make_cluster_features.py" "$f" "$COMM_N" "$COMM_D" 1
 echo
 echo "## bytes sent per rank (busiest rank), N = $COMM_N, D = $COMM_D, k1 = 30"
-printf "%6s %12s %14s %12s %14s %9s\n" ranks kNN_MB kNN_formula_MB Jaccard_MB Jac_formula_MB wall_s
+printf "%6s %12s %14s %12s %14s %9s\n" ranks kNN_MB kNN_formula_MB Jaccard_MB Jac_lists_MB wall_s
 for np in $COMM_RANKS; do
   log=$WORK/comm_$np.log
   mpiexec -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -n "$np" "$SLR" cluster --features "$f" \
@@ -42,12 +42,13 @@ for np in $COMM_RANKS; do
   jac=$(grep -oE 'Jaccard [0-9.]+ MB' "$log" | awk '{print $2}')
   wall=$(grep -oE 'total [0-9.]+' "$log" | awk '{print $2}')
   # kNN ring: floor(P/2) steps of one block (N/P rows x D floats) and its
-  # lists back (N/P x k x 8 bytes); Jaccard: the kNN lists, the V and
-  # expanded rows (measured nnz, see the log) to P - 1 ranks, and one ring
-  # pass of the blocks (P - 1 blocks) when rows are remote
+  # lists back (N/P x k x 8 bytes); Jaccard: the kNN lists to P - 1 ranks,
+  # plus what depends on the data: the V and expanded rows (their entries)
+  # and the feature rows fetched from their owners (at most P - 1 blocks)
   fk=$(awk -v n="$COMM_N" -v d="$COMM_D" -v p="$np" 'BEGIN{b=int(n/p+0.999); printf "%.1f", int(p/2)*b*(4*d+8*30)/1e6}')
-  fj=$(awk -v n="$COMM_N" -v d="$COMM_D" -v p="$np" 'BEGIN{b=int(n/p+0.999); printf "%.1f", (p-1)*b*(4*30+4*d)/1e6}')
-  printf "%6s %12s %14s %12s %14s %9s\n" "$np" "$knn" "$fk" "$jac" "$fj (+V, Q rows)" "$wall"
+  fj=$(awk -v n="$COMM_N" -v p="$np" 'BEGIN{b=int(n/p+0.999); printf "%.1f", (p-1)*b*4*30/1e6}')
+  fr=$(awk -v n="$COMM_N" -v d="$COMM_D" -v p="$np" 'BEGIN{b=int(n/p+0.999); printf "%.1f", (p-1)*b*4*d/1e6}')
+  printf "%6s %12s %14s %12s %14s %9s\n" "$np" "$knn" "$fk" "$jac" "$fj (+V, Q, rows <= $fr)" "$wall"
 done
 
 [ -n "$BIG" ] || exit 0
