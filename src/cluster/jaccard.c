@@ -184,8 +184,9 @@ static int grow(void **buf, int64_t *cap, int64_t n, size_t size) {
  * live on other ranks. The pairs are in any order. At step t = 1..P-1 each
  * rank asks rank + t for the distinct rows of its block that the pairs name
  * and sends rank - t the rows it asked for: only the rows needed travel,
- * and a rank holds the rows of one other block at a time (at most one block,
- * usually far fewer). Collective. */
+ * and at each step a rank holds the rows it fetched from one block and the
+ * rows it serves to one rank (each at most a block, usually far fewer).
+ * Collective. */
 static int fetch_dots(MPI_Comm comm, const float *x, int64_t d, const int64_t *off, int64_t npairs,
                       const int32_t *prow, const int32_t *pcol, float *out) {
   int rank, size;

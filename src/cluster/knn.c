@@ -17,7 +17,6 @@
 #include "neighbours.h"
 #include "slr/cluster.h"
 
-
 int slr_l2_normalize(float *x, int64_t nrows, int64_t d, int64_t row0) {
   for (int64_t i = 0; i < nrows; i++) {
     float *r = x + i * d;
